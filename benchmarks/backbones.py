@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from common import command, median_time
+from common import invocation, median_time
 from smkit.backbone import BackboneConfig, build_from_hf_config, hf_config
 
 
@@ -31,7 +31,7 @@ def main():
         n = sum(p.numel() for p in m.parameters())
         print(f"{kind:10s} params {n / 1e6:.2f}M  update {tu * 1e3:.0f} ms ({B * L / tu:.0f} tokens/s)  "
               f"forward {tf * 1e3:.0f} ms")
-    print(f"command: {command()}")
+    print(f"command: {invocation()}")
 
 
 if __name__ == "__main__":

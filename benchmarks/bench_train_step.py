@@ -1,53 +1,82 @@
-"""Cost of one two-pass SM training update against one binary update on the same batch.
+"""Cost of one two-pass SM training update against one binary update of the shipped model on the same batch.
 
-The floor is ~1.33x: SM adds one forward pass without backward. Prints the ratio and tokens/s.
-Usage: python benchmarks/bench_train_step.py [--repeats 20] [--batch-size 32] [--device cpu]
+The floor is ~1.33x: SM adds one forward pass without backward. Figures: SM/binary update time (target
+<= 1.35) and training tokens/s of each kind. Binary and SM updates take turns (--repeats each); a figure
+is the best (minimum) update, the median is printed beside it.
+Usage: python benchmarks/bench_train_step.py [--device cpu|cuda|all] [--batch-size 32] [--seq-len 128]
+                                             [--repeats 10] [--threads N] [--bf16] [--quick] [--json PATH]
 """
 from __future__ import annotations
 
-import argparse
+import sys
 
 import torch
 
-from common import command, median_time, real_batch, shipped_shape_model
+from common import (Row, base_parser, best, command, device_label, devices, finish, interleaved, median,
+                    precision, real_batch, resolve, shipped_model)
 from smkit.train import TrainConfig, make_optimizer
 
+SCRIPT = "bench_train_step.py"
+FULL = dict(batch_size=32, seq_len=128, repeats=10)
+QUICK = dict(batch_size=4, seq_len=32, repeats=2)
 
-def main() -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
-    model = shipped_shape_model().to(args.device).train()
+
+def parser():
+    ap = base_parser(__doc__)
+    ap.add_argument("--batch-size", type=int, default=None, help=f"sequences per update (default {FULL['batch_size']})")
+    ap.add_argument("--seq-len", type=int, default=None, help=f"tokens per sequence (default {FULL['seq_len']})")
+    ap.add_argument("--repeats", type=int, default=None, help=f"timed updates of each kind (default {FULL['repeats']})")
+    return ap
+
+
+def measure(device: str, args) -> list[Row]:
+    model = shipped_model(device).train()
+    if args.seq_len > model.config.seq_len:
+        raise SystemExit(f"--seq-len={args.seq_len}: the shipped model takes at most {model.config.seq_len} tokens")
     opt = make_optimizer(model, TrainConfig())
-    batch = real_batch(args.batch_size).to(args.device)
+    batch = real_batch(model.tokenizer, args.batch_size, args.seq_len).to(device)
 
-    def step(soft: bool):
+    def update(soft: bool):
         def run():
-            loss = model.loss(batch, soft_mask=soft, generator=torch.Generator().manual_seed(0))
+            with precision(device, args.bf16):
+                loss = model.loss(batch, soft_mask=soft, generator=torch.Generator().manual_seed(0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
         return run
 
-    # interleave the two kinds so drift in machine load hits both alike
-    binary, sm = [], []
-    for _ in range(4):
-        binary.append(median_time(step(False), args.repeats // 4 or 1))
-        sm.append(median_time(step(True), args.repeats // 4 or 1))
-    tb, ts = sorted(binary)[len(binary) // 2], sorted(sm)[len(sm) // 2]
+    times = interleaved({"binary": update(False), "sm": update(True)}, args.repeats, device, warmup=2)
+    tb, ts = best(times["binary"]), best(times["sm"])
+    mb, ms = median(times["binary"]), median(times["sm"])
     tokens = batch.numel()
-    res = {"train_step_binary_s": tb, "train_step_sm_s": ts, "train_sm_over_binary": ts / tb,
-           "train_tokens_per_s_binary": tokens / tb, "train_tokens_per_s_sm": tokens / ts}
-    print(f"device={args.device} batch={tuple(batch.shape)} threads={torch.get_num_threads()}")
-    print(f"binary update {tb * 1e3:.1f} ms ({tokens / tb:.0f} tokens/s); SM update {ts * 1e3:.1f} ms "
-          f"({tokens / ts:.0f} tokens/s); SM/binary = {ts / tb:.3f} (target <= 1.35)")
-    print(f"command: {command()}")
-    return res
+    cmd = command(SCRIPT, device, {k: getattr(args, k) for k in FULL}, args)
+    dev = device_label(device, args.bf16)
+    print(f"[{dev}] shipped model, batch {tuple(batch.shape)}, torch threads {torch.get_num_threads()}")
+    print(f"  binary update {tb * 1e3:.1f} ms (median {mb * 1e3:.1f}); SM update {ts * 1e3:.1f} ms "
+          f"(median {ms * 1e3:.1f}); SM/binary {ts / tb:.3f} (median {ms / mb:.3f}; target <= 1.35)")
+    print(f"  tokens/s: binary {tokens / tb:.0f}, SM {tokens / ts:.0f}")
+    print(f"  command: {cmd}")
+    shape = f"{args.batch_size} x {args.seq_len}"
+    return [
+        Row("train_update_ratio", f"SM / binary training-update time (same batch, {shape})", ts / tb, "ratio",
+            dev, cmd, "<= 1.35", {"median": ms / mb}),
+        Row("train_tokens_per_s_binary", f"training tokens/s, binary update ({shape})", tokens / tb, "tokens/s",
+            dev, cmd, "", {"median": tokens / mb, "update_s": tb}),
+        Row("train_tokens_per_s_sm", f"training tokens/s, SM update ({shape})", tokens / ts, "tokens/s",
+            dev, cmd, "", {"median": tokens / ms, "update_s": ts}),
+    ]
+
+
+def collect(argv=None) -> list[Row]:
+    args = resolve(parser().parse_args(argv), FULL, QUICK)
+    return [row for d in devices(args.device) for row in measure(d, args)]
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    finish(collect(argv), args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,24 +3,38 @@
 The trace comes from the real sampler (smkit.generate) on a tiny model; the widgets are driven in
 Python as the browser would drive them (slider.value, strip.selected), so this times everything the kernel
 does per step: the token strip's traitlets and the plotly updates in `batch_update()`. Target: < 100 ms.
+It is kernel-side CPU work, so its rows are always device "cpu".
 With --browser it also times the whole round trip in JupyterLab + chromium (the harness of
 tests/test_widgets_browser.py): from an arrow key on the slider until the token strip and the heatmap
 marker show the new step in the page, which adds the kernel round trip and the browser's drawing.
 Usage: python benchmarks/bench_widgets.py [--length 256] [--steps 256] [--moves 100] [--browser]
+                                          [--threads N] [--quick] [--json PATH]
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 
 import torch
 
-from common import command
 import smkit
+from common import Row, base_parser, command, finish, resolve
 from smkit.backbone import BackboneConfig
 from smkit.data import load_corpus, train_tokenizer
+
+SCRIPT = "bench_widgets.py"
+FULL = dict(length=256, steps=256, moves=100)
+QUICK = dict(length=32, steps=16, moves=10)
+
+
+def parser():
+    ap = base_parser(__doc__, device_aware=False)
+    ap.add_argument("--length", type=int, default=None, help=f"positions in the trace (default {FULL['length']})")
+    ap.add_argument("--steps", type=int, default=None, help=f"decoding steps in the trace (default {FULL['steps']})")
+    ap.add_argument("--moves", type=int, default=None, help=f"slider moves timed (default {FULL['moves']})")
+    ap.add_argument("--browser", action="store_true", help="also time slider -> redrawn page in JupyterLab")
+    return ap
 
 
 def tiny_model(seq_len: int) -> smkit.DiffusionLM:
@@ -32,13 +46,8 @@ def tiny_model(seq_len: int) -> smkit.DiffusionLM:
     return smkit.DiffusionLM(cfg, tokenizer=tok).eval()
 
 
-def main() -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--length", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=256)
-    ap.add_argument("--moves", type=int, default=100)
-    ap.add_argument("--browser", action="store_true", help="also time slider -> redrawn page in JupyterLab")
-    args = ap.parse_args()
+def collect(argv=None) -> list[Row]:
+    args = resolve(parser().parse_args(argv), FULL, QUICK)
     model = tiny_model(args.length)
     t = time.perf_counter()
     g = smkit.generate(model, num_samples=1, length=args.length, steps=args.steps, seed=0)
@@ -54,22 +63,38 @@ def main() -> dict:
         ex.step = (i + 1) % ex.view.num_steps
         moves.append(time.perf_counter() - t)
     picks = []
-    for i in range(20):
+    for i in range(max(5, args.moves // 5)):
         t = time.perf_counter()
         ex.position = (7 * i) % args.length
         picks.append(time.perf_counter() - t)
-    med, p95 = statistics.median(moves), sorted(moves)[int(0.95 * len(moves)) - 1]
-    res = {"widget_step_median_ms": med * 1e3, "widget_step_p95_ms": p95 * 1e3,
-           "widget_select_median_ms": statistics.median(picks) * 1e3, "widget_build_s": build_s}
+    med, p95 = statistics.median(moves), sorted(moves)[max(0, int(0.95 * len(moves)) - 1)]
+    pick = statistics.median(picks)
+    options = {k: getattr(args, k) for k in FULL}
+    cmd = command(SCRIPT, None, options, args, device_aware=False)
     print(f"trace: length {args.length} x {ex.view.num_steps} steps (decoded in {decode_s:.1f} s); "
           f"explorer built in {build_s:.2f} s")
-    print(f"move the slider one step: median {med * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, max {max(moves) * 1e3:.1f} ms "
-          f"over {len(moves)} moves (target < 100 ms)")
-    print(f"select a position: median {res['widget_select_median_ms']:.1f} ms")
+    print(f"  move the slider one step: median {med * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, "
+          f"max {max(moves) * 1e3:.1f} ms over {len(moves)} moves (target < 100 ms)")
+    print(f"  select a position: median {pick * 1e3:.1f} ms over {len(picks)} picks")
+    shape = f"{args.length} positions x {ex.view.num_steps} steps"
+    rows = [Row("widget_step_ms", f"widget slider, one step, median ({shape}, kernel side)", med * 1e3, "ms",
+                "cpu", cmd, "< 100", {"p95": p95 * 1e3, "max": max(moves) * 1e3, "moves": len(moves)}),
+            Row("widget_step_p95_ms", f"widget slider, one step, p95 ({shape}, kernel side)", p95 * 1e3, "ms",
+                "cpu", cmd, "< 100"),
+            Row("widget_select_ms", f"widget, select a position, median ({shape}, kernel side)", pick * 1e3, "ms",
+                "cpu", cmd, "< 100")]
     if args.browser:
-        res.update(browser_round_trip(args.length, args.steps, moves=15))
-    print(f"command: {command()}")
-    return res
+        ms = browser_round_trip(args.length, args.steps, moves=15)
+        rows.append(Row("widget_browser_round_trip_ms", f"widget slider in JupyterLab + chromium, arrow key -> "
+                        f"redrawn ({shape})", ms, "ms", "cpu", cmd + " --browser"))
+    print(f"  command: {cmd}")
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    finish(collect(argv), args)
+    return 0
 
 
 ROUND_TRIP = """async ([steps]) => {
@@ -90,7 +115,7 @@ ROUND_TRIP = """async ([steps]) => {
 }"""
 
 
-def browser_round_trip(length: int, steps: int, moves: int) -> dict:
+def browser_round_trip(length: int, steps: int, moves: int) -> float:
     """Median ms from an arrow key on the slider to the strip and the heatmap marker redrawn in the page."""
     import tempfile
     from pathlib import Path
@@ -101,7 +126,7 @@ def browser_round_trip(length: int, steps: int, moves: int) -> dict:
     cells = [f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\nimport smkit\n"
              f"from bench_widgets import tiny_model\nm = tiny_model({length})\n"
              f"g = smkit.generate(m, length={length}, steps={steps}, seed=0)",
-             "from smkit.widgets import TraceExplorer\nTraceExplorer(g.trace, model=m, step=0, position=100)"]
+             f"from smkit.widgets import TraceExplorer\nTraceExplorer(g.trace, model=m, step=0, position={length // 2})"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "nb"
         root.mkdir()
@@ -126,8 +151,8 @@ def browser_round_trip(length: int, steps: int, moves: int) -> dict:
     med = statistics.median(times)
     print(f"in JupyterLab + chromium, arrow key -> strip and marker redrawn: median {med:.0f} ms, "
           f"min {min(times):.0f}, max {max(times):.0f} over {len(times)} moves (kernel round trip included)")
-    return {"widget_browser_round_trip_median_ms": med}
+    return med
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Memory of a decoding trace: bytes a `Trace` holds (`Trace.nbytes()`, the sum of its tensors' sizes) for
+samples x steps x length x k_trace, and per (sample, step, position). The trace lives on the CPU whatever the
+device; on CUDA the peak GPU memory of a traced and of an untraced decode are reported too
+(torch.cuda.max_memory_allocated), so the trace's cost on the GPU shows as their difference.
+Expected per (sample, step, position): about 8 k + 19 bytes (smkit/trace.py docstring).
+Usage: python benchmarks/bench_trace_memory.py [--device cpu|cuda|all] [--samples 4] [--length 128]
+                                               [--steps 32] [--k-trace 5] [--threads N] [--bf16] [--quick]
+                                               [--json PATH]
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+import smkit
+from common import Row, base_parser, command, device_label, devices, finish, precision, resolve, shipped_model
+
+SCRIPT = "bench_trace_memory.py"
+FULL = dict(samples=4, length=128, steps=32, k_trace=5)
+QUICK = dict(samples=2, length=32, steps=8, k_trace=5)
+
+
+def parser():
+    ap = base_parser(__doc__)
+    ap.add_argument("--samples", type=int, default=None, help=f"samples decoded together (default {FULL['samples']})")
+    ap.add_argument("--length", type=int, default=None, help=f"tokens per sample (default {FULL['length']})")
+    ap.add_argument("--steps", type=int, default=None, help=f"denoising steps (default {FULL['steps']})")
+    ap.add_argument("--k-trace", type=int, default=None,
+                    help=f"top-k ids/probabilities kept per position (default {FULL['k_trace']})")
+    return ap
+
+
+def measure(device: str, args) -> list[Row]:
+    model = shipped_model(device)
+    if args.length > model.config.seq_len:
+        raise SystemExit(f"--length={args.length}: the shipped model takes at most {model.config.seq_len} tokens")
+    kw = dict(num_samples=args.samples, length=args.length, steps=args.steps, k_trace=args.k_trace, seed=0)
+    cuda = device.startswith("cuda")
+
+    def decode(trace: bool):
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        with precision(device, args.bf16):
+            g = smkit.generate(model, soft_mask=True, trace=trace, **kw)
+        peak = torch.cuda.max_memory_allocated() if cuda else None
+        return g, peak
+
+    g, peak_traced = decode(True)
+    tr = g.trace
+    S, B, L, k = len(tr), tr.num_samples, tr.length, args.k_trace
+    total = tr.nbytes()
+    per = total / (S * B * L)
+    cmd = command(SCRIPT, device, {k_: getattr(args, k_) for k_ in FULL}, args)
+    dev = device_label(device, args.bf16)
+    shape = f"{B} samples x {S} steps x {L} positions x k {k}"
+    print(f"[{dev}] shipped model, SM decode, {args.steps} steps asked, {S} recorded")
+    print(f"  trace: {total} bytes ({total / 2**20:.2f} MiB) for {shape}; {per:.1f} bytes per step-position "
+          f"(8 k + 19 = {8 * k + 19})")
+    rows = [Row("trace_bytes", f"trace memory, {shape}", float(total), "bytes", dev, cmd, "",
+                {"samples": B, "steps": S, "length": L, "k_trace": k}),
+            Row("trace_bytes_per_step_position", f"trace memory per (sample, step, position), k {k}", per,
+                "bytes", dev, cmd, f"~ {8 * k + 19} (8 k + 19, trace.py)")]
+    if cuda:
+        _, peak_plain = decode(False)
+        print(f"  peak GPU memory: traced decode {peak_traced} bytes, untraced {peak_plain} bytes")
+        rows += [Row("gpu_peak_bytes_traced", f"peak GPU memory, traced SM decode ({shape})", float(peak_traced),
+                     "bytes", dev, cmd),
+                 Row("gpu_peak_bytes_untraced", f"peak GPU memory, untraced SM decode ({B} x {L}, {args.steps} "
+                     f"steps)", float(peak_plain), "bytes", dev, cmd)]
+    print(f"  command: {cmd}")
+    return rows
+
+
+def collect(argv=None) -> list[Row]:
+    args = resolve(parser().parse_args(argv), FULL, QUICK)
+    return [row for d in devices(args.device) for row in measure(d, args)]
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    finish(collect(argv), args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
