@@ -178,12 +178,6 @@ def shipped_model(device: str) -> smkit.DiffusionLM:
     return smkit.load_pretrained().to(device).eval()
 
 
-def shipped_shape_model(seed: int = 0) -> smkit.DiffusionLM:
-    """A fresh model of the default shape (random weights)."""
-    torch.manual_seed(seed)
-    return smkit.DiffusionLM(smkit.ModelConfig(vocab_size=1024, seq_len=128))
-
-
 def real_batch(tokenizer, batch_size: int, seq_len: int) -> torch.Tensor:
     """[batch_size, seq_len] token blocks of Hamlet in `tokenizer`, drawn with a fixed seed."""
     from smkit.data import load_corpus, pack_blocks
