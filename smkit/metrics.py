@@ -1,0 +1,79 @@
+"""Metrics: the validation bound as perplexity, generative perplexity under a judge, MAUVE, unigram entropy and
+a repetition rate (low entropy or high repetition games generative perplexity: always report them beside it)."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from .judge import Judge, load_judge
+
+
+def validation_perplexity(model, blocks, soft_mask: bool = False, **kwargs) -> float:
+    """exp of the model's MDLM bound on `blocks` (binary inputs, or two-pass SM inputs): an upper bound on PPL."""
+    return math.exp(model.validation_bound(blocks, soft_mask=soft_mask, **kwargs))
+
+
+def _sequences(sequences) -> list[list]:
+    if isinstance(sequences, str):
+        raise TypeError("sequences: pass a list of token-id lists (or of strings), not one string")
+    seqs = [list(s.tolist() if hasattr(s, "tolist") else s) for s in sequences]
+    if not seqs:
+        raise ValueError("sequences: must not be empty")
+    return seqs
+
+
+def unigram_entropy(sequences) -> float:
+    """Mean over sequences of the entropy (nats) of each sequence's own token frequencies. A sequence of one
+    repeated token scores 0; n distinct tokens each once score log n."""
+    total = 0.0
+    seqs = _sequences(sequences)
+    for seq in seqs:
+        counts = Counter(seq)
+        n = sum(counts.values())
+        total += -sum(c / n * math.log(c / n) for c in counts.values()) if n else 0.0
+    return total / len(seqs)
+
+
+def repetition_rate(sequences, n: int = 4) -> float:
+    """Mean over sequences of the share of n-grams that repeat an earlier n-gram of the same sequence
+    (1 - distinct / total); 0 for no repetition. Sequences shorter than n count as 0."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r}: the n-gram order must be an integer >= 1")
+    seqs = _sequences(sequences)
+    total = 0.0
+    for seq in seqs:
+        grams = [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
+        total += 1 - len(set(grams)) / len(grams) if grams else 0.0
+    return total / len(seqs)
+
+
+def mauve_score(p_texts, q_texts, judge: Judge, max_length: int = 1024, batch_size: int = 16, seed: int = 25,
+                num_buckets="auto", scaling: float = 5.0) -> float:
+    """MAUVE (mauve-text) between two text sets, featurised by `judge` (last-token, last-layer hidden states):
+    ~1 for the same distribution, towards 0 as they diverge. Few samples make it noisy: use hundreds."""
+    p = judge.features(p_texts, batch_size=batch_size, max_length=max_length)
+    q = judge.features(q_texts, batch_size=batch_size, max_length=max_length)
+    return mauve_from_features(p, q, seed=seed, num_buckets=num_buckets, scaling=scaling)
+
+
+def mauve_from_features(p_features, q_features, seed: int = 25, num_buckets="auto", scaling: float = 5.0) -> float:
+    """MAUVE of two feature arrays [N, D] (e.g. `Judge.features`), so a reference set is featurised once."""
+    import mauve
+    out = mauve.compute_mauve(p_features=p_features, q_features=q_features, num_buckets=num_buckets,
+                              mauve_scaling_factor=scaling, seed=seed, device_id=-1, verbose=False)
+    return float(out.mauve)
+
+
+def text_metrics(texts, judge: Judge | None = None, reference_texts=None, max_length: int = 1024,
+                 batch_size: int = 16, seed: int = 25) -> dict:
+    """Generative perplexity, unigram entropy and 4-gram repetition (on the judge's tokens, so models with
+    different tokenizers compare), plus MAUVE against `reference_texts` when given."""
+    judge = judge if judge is not None else load_judge()
+    score = judge.perplexity(texts, batch_size=batch_size, max_length=max_length)
+    ids = judge.encode(texts)
+    out = {"gen_ppl": score.perplexity, "judge_tokens": score.tokens, "entropy": unigram_entropy(ids),
+           "repetition": repetition_rate(ids)}
+    if reference_texts is not None:
+        out["mauve"] = mauve_score(texts, reference_texts, judge, max_length=max_length, batch_size=batch_size,
+                                   seed=seed)
+    return out
