@@ -133,18 +133,36 @@ class Judge:
     @torch.no_grad()
     def perplexity(self, texts, batch_size: int = 16, max_length: int = 1024) -> JudgeScore:
         """Corpus-level perplexity of `texts` under the judge."""
-        seqs = [s for s in self._chunks(texts, max_length) if len(s) > 1]
-        if not seqs:
+        return self._score(self._chunks(texts, max_length), batch_size, with_features=False)[0]
+
+    @torch.no_grad()
+    def perplexity_and_features(self, texts, batch_size: int = 16, max_length: int = 1024):
+        """(`perplexity(texts)`, `features(texts)`) from one forward pass per batch when every text fits in
+        `max_length` judge tokens (the usual case for generated samples), else from two."""
+        chunks = self._chunks(texts, max_length)
+        if len(chunks) != len(texts):
+            return self.perplexity(texts, batch_size, max_length), self.features(texts, batch_size, max_length)
+        return self._score(chunks, batch_size, with_features=True)
+
+    def _score(self, seqs, batch_size: int, with_features: bool):
+        import numpy as np
+        if not any(len(s) > 1 for s in seqs):
             raise ValueError("texts: nothing to score (every text is empty under the judge's tokenizer)")
-        total, count = 0.0, 0
-        for _, ids, attention in self._batches(seqs, batch_size):
-            logits = self.model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+        total, count, feats = 0.0, 0, [None] * len(seqs)
+        for index, ids, attention in self._batches(seqs, batch_size):
+            out = self.model(input_ids=ids, attention_mask=attention, output_hidden_states=with_features)
+            logits = out.logits[:, :-1].float()
             target, keep = ids[:, 1:], attention[:, 1:].bool()
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
             total += float(nll[keep].double().sum())
             count += int(keep.sum())
+            if with_features:
+                last = out.hidden_states[-1][torch.arange(len(index)), attention.sum(1) - 1].float().cpu().numpy()
+                for row, i in enumerate(index):
+                    feats[i] = last[row]
         nll = total / count
-        return JudgeScore(perplexity=math.exp(nll), nll=nll, tokens=count)
+        score = JudgeScore(perplexity=math.exp(nll), nll=nll, tokens=count)
+        return score, (np.stack(feats).astype(np.float32) if with_features else None)
 
     @torch.no_grad()
     def features(self, texts, batch_size: int = 16, max_length: int = 1024):

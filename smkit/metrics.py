@@ -64,16 +64,22 @@ def mauve_from_features(p_features, q_features, seed: int = 25, num_buckets="aut
     return float(out.mauve)
 
 
-def text_metrics(texts, judge: Judge | None = None, reference_texts=None, max_length: int = 1024,
-                 batch_size: int = 16, seed: int = 25) -> dict:
+def text_metrics(texts, judge: Judge | None = None, reference_texts=None, reference_features=None,
+                 max_length: int = 1024, batch_size: int = 16, seed: int = 25) -> dict:
     """Generative perplexity, unigram entropy and 4-gram repetition (on the judge's tokens, so models with
-    different tokenizers compare), plus MAUVE against `reference_texts` when given."""
+    different tokenizers compare), plus MAUVE against `reference_texts` (or their precomputed
+    `reference_features`) when given. The judge scores and featurises in the same forward pass."""
     judge = judge if judge is not None else load_judge()
-    score = judge.perplexity(texts, batch_size=batch_size, max_length=max_length)
+    want_mauve = reference_texts is not None or reference_features is not None
+    if want_mauve:
+        score, features = judge.perplexity_and_features(texts, batch_size=batch_size, max_length=max_length)
+    else:
+        score = judge.perplexity(texts, batch_size=batch_size, max_length=max_length)
     ids = judge.encode(texts)
     out = {"gen_ppl": score.perplexity, "judge_tokens": score.tokens, "entropy": unigram_entropy(ids),
            "repetition": repetition_rate(ids)}
-    if reference_texts is not None:
-        out["mauve"] = mauve_score(texts, reference_texts, judge, max_length=max_length, batch_size=batch_size,
-                                   seed=seed)
+    if want_mauve:
+        if reference_features is None:
+            reference_features = judge.features(reference_texts, batch_size=batch_size, max_length=max_length)
+        out["mauve"] = mauve_from_features(features, reference_features, seed=seed)
     return out

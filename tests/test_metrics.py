@@ -85,6 +85,15 @@ def test_mauve_self_near_one_shuffled_far_lower(judge):
     assert mauve_score(passages(40, words=24), shuffled(other), judge) < 0.3
 
 
+def test_one_pass_scoring_matches_separate_passes(judge):
+    texts = passages(3, words=12)
+    score, feats = judge.perplexity_and_features(texts)
+    assert score.nll == pytest.approx(judge.perplexity(texts).nll, rel=1e-5)
+    assert feats == pytest.approx(judge.features(texts), abs=1e-4)
+    m = text_metrics(texts, judge, reference_features=feats)
+    assert m["mauve"] > 0.95
+
+
 def test_text_metrics_reports_every_figure(judge):
     texts = passages(4)
     m = text_metrics(texts, judge)
