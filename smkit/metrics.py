@@ -2,7 +2,9 @@
 a repetition rate (low entropy or high repetition games generative perplexity: always report them beside it)."""
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter
 
 from .judge import Judge, load_judge
@@ -62,6 +64,26 @@ def mauve_from_features(p_features, q_features, seed: int = 25, num_buckets="aut
     out = mauve.compute_mauve(p_features=p_features, q_features=q_features, num_buckets=num_buckets,
                               mauve_scaling_factor=scaling, seed=seed, device_id=-1, verbose=False)
     return float(out.mauve)
+
+
+def reference_features(judge: Judge, texts, max_length: int = 1024, batch_size: int = 16):
+    """`judge.features(texts)`, cached on disk (under the smkit cache, keyed by judge and texts) so a sweep of many
+    runs featurises its MAUVE references once."""
+    import hashlib
+
+    import numpy as np
+
+    from .judge import cache_root
+    key = hashlib.sha256(json.dumps([judge.name, max_length, list(texts)]).encode()).hexdigest()[:24]
+    path = cache_root() / "features" / f"{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    feats = judge.features(texts, batch_size=batch_size, max_length=max_length)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, feats, allow_pickle=False)
+    os.replace(tmp, path)
+    return feats
 
 
 def text_metrics(texts, judge: Judge | None = None, reference_texts=None, reference_features=None,

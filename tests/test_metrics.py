@@ -8,7 +8,7 @@ import torch
 
 from smkit.data import load_corpus
 from smkit.judge import JudgeError, judge_dir, load_judge
-from smkit.metrics import mauve_from_features, mauve_score, repetition_rate, text_metrics, unigram_entropy, validation_perplexity
+from smkit.metrics import mauve_from_features, mauve_score, reference_features, repetition_rate, text_metrics, unigram_entropy, validation_perplexity
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +92,16 @@ def test_one_pass_scoring_matches_separate_passes(judge):
     assert feats == pytest.approx(judge.features(texts), abs=1e-4)
     m = text_metrics(texts, judge, reference_features=feats)
     assert m["mauve"] > 0.95
+
+
+def test_reference_features_are_cached(judge, tmp_path, monkeypatch):
+    monkeypatch.setenv("SMKIT_CACHE", str(tmp_path))
+    texts = passages(2, words=8)
+    first = reference_features(judge, texts)
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 1
+    assert (reference_features(judge, texts) == first).all()
+    reference_features(judge, texts[:1])
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 2
 
 
 def test_text_metrics_reports_every_figure(judge):

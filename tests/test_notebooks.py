@@ -33,7 +33,8 @@ def tiny_parameters(ckpt: Path, corpus: Path, out: Path) -> dict:
                             num_heads=2, intermediate_size=64, batch_size=4, steps=4, warmup_steps=1, eval_every=2,
                             eval_blocks=4, out_dir=str(out / "train")),
         "nfe_sweep.ipynb": dict(model=str(ckpt), corpus=str(corpus), eval_blocks=4, length=16, budget_divisors=[4, 1],
-                                strategies=["confidence"], num_samples=2, out_dir=str(out / "nfe_sweep")),
+                                strategies=["confidence"], num_samples=2, mauve_references=6,
+                                out_dir=str(out / "nfe_sweep")),
         "workshop/01-forward-process.ipynb": dict(draws=200),
         "workshop/02-train-tiny-mdlm.ipynb": dict(corpus=str(corpus), steps=4, seq_len=16, hidden_size=16, num_layers=1,
                                                   batch_size=4, eval_every=2, out_dir=str(out / "workshop2")),
@@ -144,6 +145,8 @@ def test_all_notebooks_run_under_nbval(tiny_checkpoint, hamlet_file, nb_env, tmp
     hist = pd.read_csv(out / "train" / "metrics.csv")
     sweep = pd.read_csv(out / "nfe_sweep" / "nfe_sweep.csv")
     assert len(sweep) == 4 and set(sweep.decoding) == {"binary", "SM"} and sorted(set(sweep.steps)) == [4, 16]
+    assert {"gen_ppl", "entropy", "repetition", "mauve"} <= set(sweep.columns)
+    assert (sweep.gen_ppl > 1).all() and sweep.mauve.between(0, 1).all()
     assert (out / "nfe_sweep" / "nfe_sweep.html").is_file()
     assert hist.step.max() == 4 and hist.val_bound.notna().any() and {"w_s", "w_a", "w_b"} <= set(hist.columns)
 
