@@ -158,10 +158,11 @@ def save_adapter(model: DiffusionLM, path, extra: dict | None = None, extra_file
     return ckpt.write_checkpoint(path, fill)
 
 
-def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=None) -> DiffusionLM:
+def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=None, dtype=None) -> DiffusionLM:
     """A model rebuilt from an adapter checkpoint: its base (the directory it records, or `base=`: a directory,
     a Hugging Face module, or a DiffusionLM, which gets the adapter in place), then the adapter and the SM
-    scalars. `trust_remote_code` is passed on only when True. Returned in eval mode."""
+    scalars. `trust_remote_code` is passed on only when True; `dtype` loads the base's weights in that dtype.
+    Returned in eval mode, on the CPU unless `base` sat elsewhere (move it with `.to(device)`)."""
     from peft import set_peft_model_state_dict
 
     from .hf import base_identity, from_hf, load_hf_tokenizer
@@ -185,7 +186,8 @@ def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=
             tokenizer = load_hf_tokenizer(path, trust_remote_code)
         model = from_hf(base, tokenizer, mask_id=cfg.mask_id, add_mask_token=bool(source.get("add_mask_token")),
                         shift_logits=cfg.shift_logits, bidirectional=bool(source.get("bidirectional")),
-                        trust_remote_code=trust_remote_code, seq_len=cfg.seq_len, k=cfg.k, schedule=cfg.schedule)
+                        trust_remote_code=trust_remote_code, seq_len=cfg.seq_len, dtype=dtype, k=cfg.k,
+                        schedule=cfg.schedule)
         model.hf_source = {**source, "path": str(Path(base).resolve()) if isinstance(base, (str, Path)) else None}
     _check_base(path, model, cfg, source, base_identity)
     tensors = ckpt.load_tensors(path / ADAPTER_FILE)

@@ -89,19 +89,26 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
 def _load_dir(path: Path, tokenizer, trust_remote_code: bool, dtype):
     import transformers
 
-    if not (path / "config.json").is_file():
-        raise DenoiserError(f"model={str(path)!r}: not a local model directory (no config.json there); "
-                            f"models are loaded from local folders only, nothing is downloaded")
-    config = json.loads((path / "config.json").read_text())
-    auto = _auto_class(config, path, trust_remote_code)
-    remote = {"trust_remote_code": True} if trust_remote_code else {}
+    backbone = _load_backbone(path, trust_remote_code, dtype)
     if tokenizer is None:
         if not _has_tokenizer(path):
             raise DenoiserError(f"model={str(path)!r} holds no tokenizer files; pass tokenizer=")
+        remote = {"trust_remote_code": True} if trust_remote_code else {}
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **remote)
-    kwargs = dict(remote, **({"dtype": dtype} if dtype is not None else {}))
-    backbone = getattr(transformers, auto).from_pretrained(str(path), **kwargs)
-    return backbone.eval(), tokenizer
+    return backbone, tokenizer
+
+
+def _load_backbone(path: Path, trust_remote_code: bool, dtype=None) -> nn.Module:
+    import transformers
+
+    if not (path / "config.json").is_file():
+        raise DenoiserError(f"model={str(path)!r}: not a local model directory (no config.json there); "
+                            f"models are loaded from local folders only, nothing is downloaded")
+    auto = _auto_class(json.loads((path / "config.json").read_text()), path, trust_remote_code)
+    kwargs = {"trust_remote_code": True} if trust_remote_code else {}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return getattr(transformers, auto).from_pretrained(str(path), **kwargs).eval()
 
 
 def _auto_class(config: dict, path: Path, trust_remote_code: bool) -> str:
@@ -253,17 +260,28 @@ def base_identity(backbone: nn.Module) -> dict:
             "num_layers": getattr(config, "num_hidden_layers", None)}
 
 
-def backbone_from_manifest(meta: dict, path) -> nn.Module:
-    """A randomly initialised transformers model of the class and config a checkpoint recorded."""
+def backbone_from_manifest(meta: dict, path, trust_remote_code: bool = False) -> nn.Module:
+    """A model of the class and config a checkpoint recorded, for its weights to be loaded into: a transformers
+    class built from the saved config, or (a class shipped as code) the base directory loaded again, which
+    needs trust_remote_code=True."""
     import transformers
     from transformers import AutoConfig, PreTrainedModel
 
     name = meta.get("backbone_class")
     cls = getattr(transformers, name, None) if isinstance(name, str) else None
-    if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
-        raise CheckpointError(f"checkpoint {str(path)!r}: its backbone class {name!r} is not part of transformers "
-                              f"(code shipped with a model); rebuild it with smkit.from_hf(<base directory>, "
-                              f"trust_remote_code=True) and save/load adapters instead of the whole model")
-    d = dict(meta["backbone"])
-    config = AutoConfig.for_model(d.pop("model_type"), **d)
-    return cls(config)
+    if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
+        d = dict(meta["backbone"])
+        return cls(AutoConfig.for_model(d.pop("model_type"), **d))
+    base = (meta.get("hf_source") or {}).get("path")
+    if not trust_remote_code or base is None or not Path(base).is_dir():
+        why = ("pass trust_remote_code=True to run that code again" if base and Path(base).is_dir() else
+               f"its base directory {base!r} is gone")
+        raise CheckpointError(f"checkpoint {str(path)!r}: the backbone class {name!r} is code shipped with the "
+                              f"model in {base!r}, not part of transformers; {why}")
+    backbone = _load_backbone(Path(base), trust_remote_code=True)
+    rows = meta["model"]["vocab_size"]
+    if input_embedding(backbone).weight.shape[0] != rows:       # grown by add_mask_token
+        backbone.resize_token_embeddings(rows, mean_resizing=False)
+    if (meta.get("hf_source") or {}).get("bidirectional"):
+        backbone.config.is_causal = False
+    return backbone

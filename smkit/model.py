@@ -209,7 +209,7 @@ class DiffusionLM(nn.Module):
         cfg = _config_from_dict(meta["model"])
         if cfg.backbone is None:
             from .hf import backbone_from_manifest, load_hf_tokenizer
-            backbone = backbone_from_manifest(meta, path)
+            backbone = backbone_from_manifest(meta, path, trust_remote_code)
             tokenizer = load_hf_tokenizer(path, trust_remote_code)
         else:
             backbone = build_from_hf_config(meta["backbone"])

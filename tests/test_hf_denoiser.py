@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import smkit
+from smkit.checkpoint import CheckpointError
 from smkit.hf import DenoiserError, from_hf
 from smkit.model import subs
 
@@ -121,6 +122,14 @@ def test_model_shipping_its_own_code_runs_only_when_trusted(tmp_path, monkeypatc
     loss, changed = _one_step(model, batch(model.tokenizer))
     assert loss > 0 and any(n.startswith("backbone.") for n in changed)
     _check_generation(model, model.tokenizer)
+
+    path = model.save_pretrained(tmp_path / "saved")
+    with pytest.raises(CheckpointError, match="code shipped with the model.*pass trust_remote_code=True"):
+        smkit.load_pretrained(path)
+    loaded = smkit.load_pretrained(path, trust_remote_code=True)
+    x = batch(model.tokenizer, 2)
+    x[:, ::2] = model.mask_id
+    assert torch.equal(loaded(x), model.eval()(x))
 
 
 def test_mask_id_from_an_unused_row_or_given(tmp_path):
