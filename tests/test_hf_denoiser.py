@@ -210,3 +210,16 @@ def test_wrapped_models_use_the_documented_loss_formula(tmp_path):
     logits = model.backbone(inputs_embeds=model.embed(x_t)).logits
     nll = -subs(logits, x_t, model.mask_id).gather(-1, x.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(loss, (nll * masked).sum() / x.numel() / 0.5)
+
+
+def test_sampler_entropy_leaves_out_mask_and_unused_ids(tmp_path):
+    # [MASK] = 4 sits mid-vocabulary and 3 rows are unused: the trace's entropy is that of the SUBS distribution
+    tok = char_tokenizer()
+    backbone = build("qwen2", len(tok) + 3)
+    backbone.config.is_causal = False
+    model = from_hf(backbone, tok, seq_len=32, shift_logits=True).eval()
+    rec = next(smkit.iter_steps(model, length=12, steps=4, soft_mask=True))
+    with torch.no_grad():
+        want = smkit.entropy_from_logits(model(torch.full((1, 12), model.mask_id)))
+    torch.testing.assert_close(rec.entropy, want)
+    assert rec.entropy.isfinite().all() and (rec.entropy > 0).all()
