@@ -1,8 +1,15 @@
-"""The denoiser: a Hugging Face masked LM wrapped with a mask id, SUBS, SoftMask and the MDLM loss."""
+"""The denoiser: a Hugging Face model wrapped with a mask id, SUBS, SoftMask and the MDLM loss.
+
+The backbone is either built here from a `BackboneConfig` (our own small encoders, mask = last id) or any
+Hugging Face module that takes `inputs_embeds` and returns logits (`config.backbone=None`; see
+`smkit.hf.from_hf`), with its own mask id, ids the tokenizer does not know never predicted, and optionally
+logits shifted right by one position (Dream-style decoders).
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -20,15 +27,22 @@ DEFAULT_PRETRAINED = "shakespeare-sm"
 
 @dataclass
 class ModelConfig:
-    """Shape of a denoiser; `vocab_size` counts the mask token, which is the last id."""
+    """Shape of a denoiser. `vocab_size`: rows of the input embedding matrix (= logits per position), the mask
+    id included. `backbone`: the shape of an encoder built here, or None for a Hugging Face module passed in.
+    `mask_id`: None means the last id. `n_tokens`: ids >= n_tokens (embedding rows no token uses) are never
+    predicted; None means all ids are tokens. `shift_logits`: the logits for position i are the backbone's
+    output at i - 1 (the first position keeps its own), as in decoder-style diffusion LMs such as Dream."""
     vocab_size: int
     seq_len: int = 128
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    backbone: Optional[BackboneConfig] = field(default_factory=BackboneConfig)
     k: int = 3
     sm_scale: float = 0.0067
     sm_centre: float = -0.75
     sm_steepness: float = 6.66
     schedule: str = "loglinear"
+    mask_id: Optional[int] = None
+    n_tokens: Optional[int] = None
+    shift_logits: bool = False
 
     def validate(self) -> "ModelConfig":
         if not isinstance(self.vocab_size, int) or self.vocab_size < 3:
@@ -38,9 +52,16 @@ class ModelConfig:
         if not isinstance(self.k, int) or not 1 <= self.k <= self.vocab_size - 1:
             raise ValueError(f"k={self.k!r}: must be an integer in [1, {self.vocab_size - 1}] (the vocabulary)")
         get_schedule(self.schedule)
+        if self.mask_id is not None and (not _is_int(self.mask_id) or not 0 <= self.mask_id < self.vocab_size):
+            raise ValueError(f"mask_id={self.mask_id!r}: must be an id in [0, {self.vocab_size}) (the vocabulary)")
+        if self.n_tokens is not None and (not _is_int(self.n_tokens) or not 2 <= self.n_tokens <= self.vocab_size):
+            raise ValueError(f"n_tokens={self.n_tokens!r}: must be an integer in [2, {self.vocab_size}]")
+        if not isinstance(self.shift_logits, bool):
+            raise ValueError(f"shift_logits={self.shift_logits!r}: must be True or False")
         if isinstance(self.backbone, dict):
             self.backbone = BackboneConfig(**self.backbone)
-        self.backbone.validate()
+        if self.backbone is not None:
+            self.backbone.validate()
         return self
 
 
@@ -51,12 +72,17 @@ class DiffusionLM(nn.Module):
     def __init__(self, config: ModelConfig, backbone: nn.Module | None = None, tokenizer=None):
         super().__init__()
         self.config = config.validate()
+        if backbone is None and config.backbone is None:
+            raise ValueError("backbone=None with config.backbone=None: pass the Hugging Face module to wrap "
+                             "(or use smkit.from_hf)")
         self.backbone = backbone if backbone is not None else build_from_hf_config(
             hf_config(config.backbone, config.vocab_size, config.seq_len).to_dict())
         self.soft_mask = SoftMask(config.k, config.sm_scale, config.sm_centre, config.sm_steepness)
-        self.mask_id = config.vocab_size - 1
+        self.mask_id = config.vocab_size - 1 if config.mask_id is None else config.mask_id
         self.tokenizer = tokenizer
-        if tokenizer is not None:
+        self.adapter: dict | None = None   # the PEFT adapter spec once `smkit.adapters.add_adapter` added one
+        self.hf_source: dict | None = None  # how `smkit.from_hf` built this model (to rebuild its base)
+        if tokenizer is not None and config.backbone is not None:
             check_tokenizer(tokenizer, config.vocab_size, self.mask_id)
 
     @property
@@ -73,28 +99,38 @@ class DiffusionLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids)
-        logits = self.backbone(inputs_embeds=inputs_embeds).logits.float()
-        return subs(logits, input_ids, self.mask_id)
+        logits = backbone_logits(self.backbone(inputs_embeds=inputs_embeds)).float()
+        if self.config.shift_logits:
+            logits = shift_right(logits)
+        return subs(logits, input_ids, self.mask_id, self.config.n_tokens)
 
     def soft_embeddings(self, input_ids, logits, k: int | None = None) -> torch.Tensor:
         return self.soft_mask(input_ids, logits, self.embedding_weight, self.mask_id, k)
 
-    def noise(self, input_ids, t=None, generator=None, t_min: float = EPS, t_max: float = 1.0, antithetic=True):
-        """(x_t, masked, weight) for clean `input_ids`; randomness drawn on the CPU so a seed fixes it anywhere."""
+    def noise(self, input_ids, t=None, generator=None, t_min: float = EPS, t_max: float = 1.0, antithetic=True,
+              fixed=None):
+        """(x_t, masked, weight) for clean `input_ids`; randomness drawn on the CPU so a seed fixes it anywhere.
+        `t`: a scalar (one t for the whole batch) or one per row. `fixed` [B, L] bool: positions never masked
+        (prompts)."""
         B, L = input_ids.shape
         if t is None:
             t = sample_t(B, generator, t_min, t_max, antithetic)
         t = torch.as_tensor(t, dtype=torch.float32).expand(B).cpu()
         alpha, weight = get_schedule(self.config.schedule)(t)
         masked = (torch.rand(B, L, generator=generator) < (1 - alpha)[:, None]).to(input_ids.device)
+        if fixed is not None:
+            masked &= ~_check_fixed(fixed, input_ids)
         x_t = torch.where(masked, torch.full_like(input_ids, self.mask_id), input_ids)
         return x_t, masked, weight.to(input_ids.device)
 
     def loss(self, input_ids, soft_mask: bool = False, t=None, generator=None, t_min: float = EPS,
-             t_max: float = 1.0, antithetic: bool = True) -> torch.Tensor:
+             t_max: float = 1.0, antithetic: bool = True, fixed=None) -> torch.Tensor:
         """Continuous-time MDLM bound (nats per token). soft_mask=True: the two-pass estimate, pass 1 under
-        no_grad on the same x_t gives the distribution the SM input of pass 2 is built from."""
-        x_t, masked, weight = self.noise(input_ids, t, generator, t_min, t_max, antithetic)
+        no_grad on the same x_t gives the distribution the SM input of pass 2 is built from. `fixed` [B, L]
+        bool marks positions (prompts) that are never masked and not scored: the bound is then per free token."""
+        if fixed is not None:
+            fixed = _check_fixed(fixed, input_ids)
+        x_t, masked, weight = self.noise(input_ids, t, generator, t_min, t_max, antithetic, fixed)
         if soft_mask:
             with torch.no_grad():
                 first = self(x_t)
@@ -104,7 +140,8 @@ class DiffusionLM(nn.Module):
         logp = self(x_t, inputs_embeds=embeds)
         nll = -logp.gather(-1, input_ids.unsqueeze(-1)).squeeze(-1)
         nll = torch.where(masked, nll, torch.zeros_like(nll))
-        return (weight[:, None] * nll).sum() / input_ids.numel()
+        n = input_ids.numel() if fixed is None else (~fixed).sum().clamp(min=1)
+        return (weight[:, None] * nll).sum() / n
 
     @torch.no_grad()
     def validation_bound(self, blocks: torch.Tensor, soft_mask: bool = False, batch_size: int = 32,
@@ -129,7 +166,13 @@ class DiffusionLM(nn.Module):
     def save_pretrained(self, path, dtype: torch.dtype = torch.float32, extra: dict | None = None,
                         extra_files=None) -> Path:
         """Write config, weights (safetensors) and tokenizer atomically. `dtype` stores floating weights
-        smaller (the SM scalars stay float32); `extra_files(tmp_dir)` may add files to the same folder."""
+        smaller (the SM scalars stay float32); `extra_files(tmp_dir)` may add files to the same folder.
+        A model carrying a PEFT adapter saves the adapter, the SM scalars and a note of its base only
+        (`smkit.adapters.save_adapter`)."""
+        if self.adapter is not None:
+            from .adapters import save_adapter
+            return save_adapter(self, path, extra=extra, extra_files=extra_files)
+
         def fill(tmp: Path) -> dict:
             tensors, tied = {}, {}
             seen: dict = {}
@@ -147,17 +190,32 @@ class DiffusionLM(nn.Module):
                 self.tokenizer.save_pretrained(str(tmp))
             if extra_files is not None:
                 extra_files(tmp)
-            return {"model": _config_to_dict(replace(self.config, k=self.soft_mask.k)), "backbone": self.backbone.config.to_dict(),
-                    "tied": tied, "soft_mask": self.soft_mask.values(), **(extra or {})}
+            meta = {"model": _config_to_dict(replace(self.config, k=self.soft_mask.k)),
+                    "backbone": self.backbone.config.to_dict(), "tied": tied, "soft_mask": self.soft_mask.values()}
+            if self.config.backbone is None:
+                meta["backbone_class"] = type(self.backbone).__name__
+                meta["hf_source"] = self.hf_source
+            return {**meta, **(extra or {})}
         return ckpt.write_checkpoint(path, fill)
 
     @classmethod
-    def load_pretrained(cls, path) -> "DiffusionLM":
+    def load_pretrained(cls, path, trust_remote_code: bool = False) -> "DiffusionLM":
+        """A checkpoint folder written by `save_pretrained` (an adapter checkpoint loads its base, then the
+        adapter; `trust_remote_code` is passed on only when True)."""
         meta = ckpt.read_manifest(path)
+        if "adapter" in meta:
+            from .adapters import load_adapter
+            return load_adapter(path, trust_remote_code=trust_remote_code)
         cfg = _config_from_dict(meta["model"])
-        backbone = build_from_hf_config(meta["backbone"])
-        tokenizer = load_tokenizer(path) if (Path(path) / "tokenizer.json").is_file() else None
+        if cfg.backbone is None:
+            from .hf import backbone_from_manifest, load_hf_tokenizer
+            backbone = backbone_from_manifest(meta, path, trust_remote_code)
+            tokenizer = load_hf_tokenizer(path, trust_remote_code)
+        else:
+            backbone = build_from_hf_config(meta["backbone"])
+            tokenizer = load_tokenizer(path) if (Path(path) / "tokenizer.json").is_file() else None
         model = cls(cfg, backbone, tokenizer)
+        model.hf_source = meta.get("hf_source")
         tensors = ckpt.load_tensors(Path(path) / "model.safetensors")
         for alias, source in meta.get("tied", {}).items():
             tensors[alias] = tensors[source]
@@ -175,13 +233,45 @@ class DiffusionLM(nn.Module):
         return model
 
 
-def subs(logits: torch.Tensor, input_ids: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """SUBS parameterisation: log-probs with the mask token at -inf; unmasked positions copy their input."""
+def subs(logits: torch.Tensor, input_ids: torch.Tensor, mask_id: int, n_tokens: int | None = None) -> torch.Tensor:
+    """SUBS parameterisation: log-probs with the mask token (and ids >= n_tokens, which no token uses) at
+    -inf; unmasked positions copy their input."""
     logits = logits.clone()
     logits[..., mask_id] = float("-inf")
+    if n_tokens is not None:
+        logits[..., n_tokens:] = float("-inf")
     logp = torch.log_softmax(logits, dim=-1)
     carry = torch.full_like(logp, float("-inf")).scatter_(-1, input_ids.unsqueeze(-1), 0.0)
     return torch.where((input_ids != mask_id).unsqueeze(-1), carry, logp)
+
+
+def shift_right(logits: torch.Tensor) -> torch.Tensor:
+    """Logits for position i from the output at i - 1; the first position keeps its own (Dream-style)."""
+    return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
+def backbone_logits(out) -> torch.Tensor:
+    """The logits of a backbone's output: `.logits`, else a plain tensor, else the first element of a tuple."""
+    logits = getattr(out, "logits", None)
+    if logits is None and isinstance(out, torch.Tensor):
+        logits = out
+    if logits is None and isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        logits = out[0]
+    if logits is None:
+        raise TypeError(f"the backbone returned {type(out).__name__} without logits; smkit needs a model whose "
+                        f"forward(inputs_embeds=...) returns logits (`.logits` or a tensor [B, L, V])")
+    return logits
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_fixed(fixed, input_ids) -> torch.Tensor:
+    if not isinstance(fixed, torch.Tensor) or fixed.dtype != torch.bool or fixed.shape != input_ids.shape:
+        what = f"{fixed.dtype} {tuple(fixed.shape)}" if isinstance(fixed, torch.Tensor) else type(fixed).__name__
+        raise ValueError(f"fixed: must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}; got {what}")
+    return fixed.to(input_ids.device)
 
 
 def _config_to_dict(cfg: ModelConfig) -> dict:
@@ -190,12 +280,14 @@ def _config_to_dict(cfg: ModelConfig) -> dict:
 
 def _config_from_dict(d: dict) -> ModelConfig:
     d = dict(d)
-    d["backbone"] = BackboneConfig(**d["backbone"])
+    if d.get("backbone") is not None:
+        d["backbone"] = BackboneConfig(**d["backbone"])
     return ModelConfig(**d)
 
 
-def load_pretrained(name_or_path: str | Path | None = None) -> DiffusionLM:
-    """A shipped model by name (default: the SM model trained on Shakespeare) or a checkpoint folder."""
+def load_pretrained(name_or_path: str | Path | None = None, trust_remote_code: bool = False) -> DiffusionLM:
+    """A shipped model by name (default: the SM model trained on Shakespeare) or a checkpoint folder (a whole
+    model, or an adapter checkpoint whose base is loaded first)."""
     name_or_path = DEFAULT_PRETRAINED if name_or_path is None else name_or_path
     if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
         return DiffusionLM.load_pretrained(PRETRAINED_DIR / name_or_path)
@@ -203,4 +295,4 @@ def load_pretrained(name_or_path: str | Path | None = None) -> DiffusionLM:
     if not path.exists():
         raise ckpt.CheckpointError(f"name_or_path={str(name_or_path)!r} is neither a shipped model {PRETRAINED} "
                                    f"nor an existing checkpoint folder")
-    return DiffusionLM.load_pretrained(path)
+    return DiffusionLM.load_pretrained(path, trust_remote_code=trust_remote_code)

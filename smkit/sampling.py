@@ -121,8 +121,8 @@ class _Plan:
 
 def _plan(cfg: SamplingConfig, model) -> _Plan:
     V, mask_id, ctx = model.config.vocab_size, model.mask_id, model.config.seq_len
-    if mask_id != V - 1:
-        raise ValueError(f"model.mask_id={mask_id}: the sampler expects [MASK] to be the last id ({V - 1})")
+    if not _is_int(mask_id) or not 0 <= mask_id < V:
+        raise ValueError(f"model.mask_id={mask_id!r}: must be an id in [0, {V}) (model.config.vocab_size)")
     for name in ("num_samples", "length", "steps", "seed", "first_sample", "k_trace"):
         if not _is_int(getattr(cfg, name)):
             raise _bad(name, getattr(cfg, name), "must be an integer")
@@ -256,6 +256,14 @@ def _mixture(x, lam, top_ids, top_logp, k, weight):
     return embed_mixture(ids, mixture_weights(lam, top_logp[..., :k]), weight)
 
 
+def _entropy_of_logp(rows: torch.Tensor, mask_last: bool) -> torch.Tensor:
+    """Entropy (nats) of SUBS log-prob rows [N, V] of masked positions. Their -inf entries ([MASK], and ids no
+    token uses) have p = 0 and add nothing; `mask_last`: [MASK] is the last id and the only -inf (sliced away)."""
+    if mask_last:
+        return -(rows[:, :-1].exp() * rows[:, :-1]).sum(-1)
+    return -(rows.exp() * rows.masked_fill(torch.isneginf(rows), 0.0)).sum(-1)
+
+
 def _alpha(schedule, t: float) -> float:
     return float(schedule(torch.tensor(t, dtype=torch.float64))[0])
 
@@ -309,6 +317,8 @@ class _Loop:
         self.model, self.plan, self.cfg, self.hooks, self.trace = model, plan, cfg, hooks, trace
         B, L = cfg.num_samples, cfg.length
         self.mask_id = model.mask_id
+        self.mask_last = (self.mask_id == model.config.vocab_size - 1
+                          and getattr(model.config, "n_tokens", None) is None)
         self.x = plan.init.to(dev).expand(B, L).clone()
         self.fixed = plan.fixed.to(dev).expand(B, L).clone()
         self.n_free = (~self.fixed).sum(-1).clamp(min=1)
@@ -390,10 +400,8 @@ class _Loop:
                 else:
                     top_logp[bi, li], top_ids[bi, li] = rows.topk(kk, -1)
             if need_entropy:
-                # [MASK] is the last id and the only -inf of a masked SUBS row (p = 0 there): leave it out
-                p = rows[:, :-1].exp()
                 entropy = torch.zeros(B, L, device=logp.device)
-                entropy[bi, li] = -(p * rows[:, :-1]).sum(-1)
+                entropy[bi, li] = _entropy_of_logp(rows, self.mask_last)
         if entropy is not None and self.hooks.has("entropy"):
             entropy = self.hooks.run("entropy", entropy, state)
         if top_logp is not None and self.hooks.has("topk"):

@@ -1,0 +1,217 @@
+"""Fine-tuning a wrapped denoiser with SM (METHOD.md section 3, the recipe for large pretrained DLMs).
+
+Examples are prompt/response pairs (the prompt is never masked and never scored) or plain blocks. Each update
+draws its batch, one t for the whole batch from the narrowed range [t_min, t_max], the Bernoulli(p_sm) that
+picks the two-pass SM estimate, and its noise from a generator seeded by (seed, step); the loss is
+`DiffusionLM.loss` with `fixed=` marking the prompts. Two optimizer groups: the backbone's trainable
+parameters (the adapter's, after `smkit.add_adapter`) at `lr`, the three SM scalars at `sm_lr` without
+weight decay. Responses are padded with `pad_id` (default: the tokenizer's EOS, else its pad token); padding
+belongs to the response and is scored, so the model learns where an answer ends.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, fields
+
+import torch
+
+from .adapters import adapter_parameters
+from .config import ConfigError, check, from_mapping
+from .model import DiffusionLM
+from .progress import progress_bar
+from .schedules import sample_t
+
+HISTORY_COLUMNS = ["step", "loss", "soft_mask", "t", "w_s", "w_a", "w_b"]
+
+
+@dataclass
+class FinetuneConfig:
+    """Every setting of `finetune`; defaults follow the paper's fine-tuning recipe."""
+    steps: int = 100                     # number of updates
+    batch_size: int = 8
+    lr: float = 1e-5                     # adapters (or the whole backbone when it has no adapter)
+    sm_lr: float = 1e-2                  # the SM scalars (no weight decay on them)
+    weight_decay: float = 0.0            # on the adapter / backbone group only
+    soft_mask: bool = True               # use the two-pass SM estimate (with probability p_sm)
+    p_sm: float = 0.8                    # probability that an update uses the two-pass SM estimate
+    t_min: float = 0.2                   # lower end of the sampled time range
+    t_max: float = 0.8                   # upper end
+    one_t_per_batch: bool = True         # one t shared by the batch (else stratified t over the batch)
+    seq_len: int | None = None           # padded length of pairs (default: the longest example)
+    grad_clip: float = 1.0               # max gradient norm of the adapter / backbone group (0: off)
+    seed: int = 0
+    log_every: int = 1                   # updates between history rows
+    bf16: bool | None = None             # bf16 autocast; None: on when the model sits on a CUDA device with bf16
+    progress: bool = False
+
+    def validate(self) -> "FinetuneConfig":
+        for name in ("steps", "batch_size", "log_every"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "must be an integer >= 1")
+        for name in ("lr", "sm_lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            check(isinstance(v, (int, float)) and v >= 0, name, v, "must be a number >= 0")
+        check(isinstance(self.p_sm, (int, float)) and 0 <= self.p_sm <= 1, "p_sm", self.p_sm, "must lie in [0, 1]")
+        check(isinstance(self.t_min, (int, float)) and 0 < self.t_min <= 1, "t_min", self.t_min,
+              "the t-range must lie in (0, 1]")
+        check(isinstance(self.t_max, (int, float)) and 0 < self.t_max <= 1, "t_max", self.t_max,
+              "the t-range must lie in (0, 1]")
+        check(self.t_min <= self.t_max, "t_min", self.t_min, f"must not exceed t_max={self.t_max} (reversed range)")
+        for name in ("soft_mask", "one_t_per_batch", "progress"):
+            check(isinstance(getattr(self, name), bool), name, getattr(self, name), "must be True or False")
+        check(self.bf16 is None or isinstance(self.bf16, bool), "bf16", self.bf16, "must be None, True or False")
+        check(self.seq_len is None or (isinstance(self.seq_len, int) and self.seq_len >= 2), "seq_len",
+              self.seq_len, "must be None or an integer >= 2")
+        check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
+        return self
+
+
+@dataclass
+class FinetuneResult:
+    model: DiffusionLM
+    history: "object"  # pandas.DataFrame with HISTORY_COLUMNS, one row per logged update
+
+
+def encode_examples(examples, tokenizer=None, seq_len: int | None = None, pad_id: int | None = None):
+    """(input_ids [N, L], fixed [N, L] bool) from prompt/response pairs, given as (prompt, response) or
+    {"prompt": ..., "response": ...} with texts or token-id lists; `fixed` marks the prompts. Plain blocks, a
+    LongTensor [N, L], come back with nothing fixed; an (input_ids, fixed) pair of tensors comes back checked.
+    Pairs are padded with `pad_id` to `seq_len` (default: the longest); longer responses are cut, with a warning."""
+    if isinstance(examples, torch.Tensor):
+        _check_ids(examples, "examples")
+        return examples.long(), torch.zeros_like(examples, dtype=torch.bool)
+    if isinstance(examples, tuple) and len(examples) == 2 and all(isinstance(e, torch.Tensor) for e in examples):
+        ids, fixed = examples
+        _check_ids(ids, "examples[0] (input_ids)")
+        if fixed.dtype != torch.bool or fixed.shape != ids.shape:
+            raise ConfigError(f"examples[1] (fixed): must be a bool tensor shaped like input_ids {tuple(ids.shape)}")
+        return ids.long(), fixed
+    if not isinstance(examples, (list, tuple)) or not examples:
+        raise ConfigError("examples: give a non-empty list of (prompt, response) pairs, a LongTensor of blocks "
+                          "[N, L], or an (input_ids, fixed) pair of tensors")
+    pairs = [_pair(e, i, tokenizer) for i, e in enumerate(examples)]
+    longest = max(len(p) + len(r) for p, r in pairs)
+    L = longest if seq_len is None else seq_len
+    if not isinstance(L, int) or L < 2:
+        raise ConfigError(f"seq_len={seq_len!r}: must be an integer >= 2")
+    if pad_id is None and tokenizer is not None:
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+    if pad_id is None and any(len(p) + len(r) < L for p, r in pairs):
+        raise ConfigError("pad_id=None: the tokenizer has no EOS or pad token to pad responses with; pass pad_id=")
+    ids = torch.full((len(pairs), L), -1 if pad_id is None else pad_id, dtype=torch.long)
+    fixed = torch.zeros(len(pairs), L, dtype=torch.bool)
+    cut = 0
+    for i, (prompt, response) in enumerate(pairs):
+        if len(prompt) >= L:
+            raise ConfigError(f"examples[{i}]: the prompt has {len(prompt)} tokens, seq_len={L} leaves no room "
+                              f"for a response")
+        seq = (prompt + response)[:L]
+        cut += len(prompt) + len(response) > L
+        ids[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        fixed[i, :len(prompt)] = True
+    if cut:
+        warnings.warn(f"{cut} of {len(pairs)} responses were cut to fit seq_len={L}", stacklevel=2)
+    return ids, fixed
+
+
+def _pair(example, i, tokenizer):
+    if isinstance(example, dict):
+        if set(example) != {"prompt", "response"}:
+            raise ConfigError(f"examples[{i}]: a dict needs exactly the keys 'prompt' and 'response'; got "
+                              f"{sorted(example)}")
+        example = (example["prompt"], example["response"])
+    if not isinstance(example, (tuple, list)) or len(example) != 2:
+        raise ConfigError(f"examples[{i}]: expected a (prompt, response) pair or a dict; got {type(example).__name__}")
+    out = []
+    for part, value in zip(("prompt", "response"), example):
+        if isinstance(value, str):
+            if tokenizer is None:
+                raise ConfigError(f"examples[{i}] {part}: a text needs a tokenizer; pass token ids instead")
+            value = tokenizer(value, add_special_tokens=False)["input_ids"]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(t, int) for t in value):
+            raise ConfigError(f"examples[{i}] {part}: give a text or a list of token ids")
+        out.append(list(value))
+    if not out[1]:
+        raise ConfigError(f"examples[{i}]: the response is empty; there is nothing to learn from it")
+    return out[0], out[1]
+
+
+def _check_ids(ids, name):
+    if ids.dim() != 2 or ids.dtype not in (torch.int32, torch.int64) or ids.numel() == 0:
+        raise ConfigError(f"{name}: must be a non-empty integer tensor [N, L]; got {ids.dtype} {tuple(ids.shape)}")
+
+
+def _check_against_model(ids, model: DiffusionLM):
+    limit = model.config.n_tokens or model.config.vocab_size
+    bad = (ids < 0) | (ids >= limit) | (ids == model.mask_id)
+    if bool(bad.any()):
+        raise ConfigError(f"examples hold token ids {sorted(set(ids[bad].tolist()))[:5]}: allowed are ids in "
+                          f"[0, {limit}) other than the mask id {model.mask_id}")
+    if ids.shape[1] > model.config.seq_len:
+        raise ConfigError(f"examples are {ids.shape[1]} tokens long; the model takes at most "
+                          f"{model.config.seq_len} (model.config.seq_len); pass seq_len=")
+
+
+def make_optimizer(model: DiffusionLM, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    """AdamW with the groups "backbone" (trainable backbone parameters: the adapter's) and "soft_mask"."""
+    groups = []
+    trainable = adapter_parameters(model)
+    if trainable:
+        groups.append({"params": trainable, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "backbone"})
+    groups.append({"params": list(model.soft_mask.parameters()), "lr": cfg.sm_lr, "weight_decay": 0.0,
+                   "name": "soft_mask"})
+    return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
+
+
+def finetune(model: DiffusionLM, examples, config: FinetuneConfig | dict | None = None, *,
+             pad_id: int | None = None, **overrides) -> FinetuneResult:
+    """Fine-tune `model` in place (see the module docstring). `examples`: see `encode_examples`. Settings are
+    `FinetuneConfig` fields (`config=` or keywords). Returns the model (in eval mode) and the history."""
+    import pandas as pd
+
+    if config is None:
+        config = FinetuneConfig()
+    if isinstance(config, dict):
+        config = from_mapping(FinetuneConfig, config)
+    names = {f.name for f in fields(FinetuneConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"unknown fine-tuning option(s) {unknown}; allowed: {sorted(names)}")
+    for k, v in overrides.items():
+        setattr(config, k, v)
+    cfg = config.validate()
+    if not isinstance(model, DiffusionLM):
+        raise ConfigError(f"model: expected a smkit DiffusionLM (see smkit.from_hf), got {type(model).__name__}")
+    ids, fixed = encode_examples(examples, model.tokenizer, cfg.seq_len, pad_id)
+    _check_against_model(ids, model)
+
+    device = model.device
+    bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) if cfg.bf16 is None else cfg.bf16
+    optimizer = make_optimizer(model, cfg)
+    clip = [p for g in optimizer.param_groups if g["name"] == "backbone" for p in g["params"]]
+    rows = []
+    model.train()
+    bar = progress_bar(total=cfg.steps, desc="finetune", disable=not cfg.progress, dynamic_ncols=True)
+    for step in range(cfg.steps):
+        gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) % (2**63 - 1))
+        idx = torch.randint(len(ids), (cfg.batch_size,), generator=gen)
+        batch, batch_fixed = ids[idx].to(device), fixed[idx].to(device)
+        use_sm = cfg.soft_mask and bool(torch.rand((), generator=gen) < cfg.p_sm)
+        t = sample_t(1, gen, cfg.t_min, cfg.t_max, antithetic=False) if cfg.one_t_per_batch else None
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(batch, soft_mask=use_sm, t=t, generator=gen, t_min=cfg.t_min, t_max=cfg.t_max,
+                              fixed=batch_fixed)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip and clip:
+            torch.nn.utils.clip_grad_norm_(clip, cfg.grad_clip)
+        optimizer.step()
+        bar.update(1)
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            w = model.soft_mask.values()
+            rows.append([step + 1, float(loss.detach()), use_sm, float(t) if t is not None else float("nan"),
+                         w["scale"], w["steepness"], w["centre"]])
+            bar.set_postfix(loss=f"{rows[-1][1]:.3f}", w_s=f"{w['scale']:.3f}")
+    bar.close()
+    model.eval()
+    return FinetuneResult(model, pd.DataFrame(rows, columns=HISTORY_COLUMNS))
