@@ -201,7 +201,7 @@ def tokenizer_from_json(text: str):
 
 def is_pretrained_tokenizer_name(name: str) -> bool:
     """True for a value of `tokenizer` that names a pretrained tokenizer (a folder or a hub id), not a kind."""
-    return isinstance(name, str) and name not in TOKENIZER_KINDS and (
+    return isinstance(name, str) and bool(name.strip()) and name not in TOKENIZER_KINDS and (
         Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or bool(_HUB_ID.match(name)))
 
 

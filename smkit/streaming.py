@@ -63,8 +63,9 @@ class StreamingCorpus:
         self.val_docs, self.seed, self.shuffle_buffer = val_docs, seed, shuffle_buffer
         self.dataset = open_stream(corpus, text_column)
 
-    def validation_texts(self) -> list[str]:
-        return list(itertools.islice(_texts(self.dataset, self.text_column), self.val_docs))
+    def validation_texts(self):
+        """The first `val_docs` documents (an iterator: only what validation packs is read)."""
+        return itertools.islice(_texts(self.dataset, self.text_column), self.val_docs)
 
     def tokenizer_texts(self) -> list[str]:
         rest = _texts(self.dataset, self.text_column)

@@ -23,7 +23,7 @@ def _docs_in(blocks, tok) -> set:
 
 def test_validation_is_the_head_and_training_never_sees_it(hamlet_jsonl, char_tok):
     corpus = StreamingCorpus(str(hamlet_jsonl), "text", 20, 0, 50)
-    assert [t.split(":")[0] for t in corpus.validation_texts()] == [f"doc{i}" for i in range(20)]
+    assert [t.split(":")[0] for t in list(corpus.validation_texts())] == [f"doc{i}" for i in range(20)]
     assert _docs_in(corpus.validation_blocks(char_tok, 64, 1000), char_tok) <= set(range(20))
     seen = _docs_in(corpus.training_blocks(char_tok, 64).take(400), char_tok)
     assert min(seen) >= 20 and len(seen) > 100
