@@ -62,6 +62,8 @@ def _cmd_train(args) -> int:
         print(dry_run(TrainConfig.from_dict(values), processes=args.dry_run_processes).summary())
         return 0
     result = train(TrainConfig.from_dict(values))
+    if result.rank != 0:
+        return 0
     last = result.history.iloc[-1]
     print(f"trained {int(last.step)} updates, {int(last.forward_passes)} forward passes; "
           f"validation bound {last.val_bound:.4f} (binary), {last.val_bound_sm:.4f} (SM); model in {result.out_dir / 'model'}")

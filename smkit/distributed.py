@@ -7,8 +7,9 @@ model. Every computation that touches parameters (the two-pass SM loss, validati
 goes through that forward: DDP all-reduces the gradients of every parameter it wraps, the three SM scalars
 included, and FSDP gathers its shards, only for work that passes through the wrapper's forward.
 
-DDP runs with find_unused_parameters=True: a binary update (no SM) leaves the SM scalars without a gradient on
-every process; DDP then leaves their .grad unset, as one process would, and AdamW skips them.
+DDP runs with find_unused_parameters=True unless every update is soft-masked: a binary update leaves the SM
+scalars without a gradient on every process; DDP then leaves their .grad unset, as one process would, and AdamW
+skips them.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class Runtime:
         self.wrapped: nn.Module | None = None
 
     @classmethod
-    def detect(cls, device: str = "auto") -> "Runtime":
+    def detect(cls, device: str = "auto", find_unused_parameters: bool = True) -> "Runtime":
         if launched_world_size() <= 1:
             return cls(resolve_device(device))
         if device.startswith("cuda:"):
@@ -72,7 +73,7 @@ class Runtime:
                           f"precision (autocast) of `smkit train`")
         # On a machine without CUDA accelerate only forms a CPU process group (gloo) when told cpu=True.
         acc = Accelerator(cpu=device == "cpu" or not torch.cuda.is_available(), mixed_precision="no",
-                          kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+                          kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)])
         allowed = (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU, DistributedType.FSDP)
         if acc.distributed_type not in allowed:
             raise ConfigError(f"accelerate distributed_type={acc.distributed_type}: smkit train runs DDP (multi-GPU or "
@@ -208,5 +209,11 @@ class Runtime:
         if not self.is_main:
             return None
         copy = type(model)(model.config, tokenizer=model.tokenizer)
-        copy.load_state_dict({k.removeprefix("model."): v for k, v in full.items()}, strict=False)
+        result = copy.load_state_dict({k.removeprefix("model."): v for k, v in full.items()}, strict=False)
+        own = copy.state_dict()
+        loaded_ptrs = {own[k].data_ptr() for k in own if k not in result.missing_keys}
+        untied_missing = [k for k in result.missing_keys if own[k].data_ptr() not in loaded_ptrs]
+        if result.unexpected_keys or untied_missing:  # never save a model with weights left at their init
+            raise RuntimeError(f"gathered FSDP state does not match the model: missing {untied_missing[:5]}, "
+                               f"unexpected {result.unexpected_keys[:5]}")
         return copy

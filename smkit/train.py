@@ -172,6 +172,7 @@ class TrainResult:
     model: DiffusionLM
     history: "object"  # pandas.DataFrame, one row per logged update
     out_dir: Path
+    rank: int = 0      # this process's rank under accelerate launch (0 for a plain run)
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -200,7 +201,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg.validate()
-        self.runtime = Runtime.detect(cfg.device)
+        # DDP must tolerate parameters without a gradient unless every update is soft-masked: a binary update
+        # leaves the SM scalars out of the graph.
+        self.runtime = Runtime.detect(cfg.device, find_unused_parameters=not (cfg.soft_mask and cfg.p_sm == 1))
         world = self.runtime.world_size
         check(cfg.batch_size % world == 0, "batch_size", cfg.batch_size,
               f"the global batch must divide by the number of processes ({world})")
@@ -419,7 +422,7 @@ class Trainer:
                 model.save_pretrained(self.out_dir / "model", extra={"train_config": asdict(cfg)})
         history = self._write_history()
         self.runtime.barrier()
-        return TrainResult(self.model, history, self.out_dir)
+        return TrainResult(self.model, history, self.out_dir, self.runtime.rank)
 
     def _write_history(self):
         """The history as a DataFrame on every process; rank 0 writes metrics.csv (atomically)."""

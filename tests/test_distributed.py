@@ -160,3 +160,11 @@ def test_only_rank_0_writes_and_checkpoints_are_complete(launched):
 def test_batch_that_does_not_divide_fails_clearly(launched):
     _, _, out = launched
     assert "batch_size=7: the global batch must divide by the number of processes (2)" in out
+
+
+@pytest.mark.parametrize("name, kind", [("ddp-8gpu", "MULTI_GPU"), ("fsdp", "FSDP")])
+def test_documented_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+    config = load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+    assert str(config.distributed_type).endswith(kind) and config.num_processes == 8
+    assert config.mixed_precision == "no"  # smkit's bf16 field sets the precision
