@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import typing
 from dataclasses import asdict, dataclass, fields
@@ -24,7 +25,6 @@ from .backbone import BACKBONES, BackboneConfig
 from .config import ConfigError, check, from_mapping
 from .data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
 from .distributed import Runtime
-from .distributed import resolve_device as _resolve_device  # noqa: F401  (kept importable from here)
 from .model import DiffusionLM, ModelConfig
 from .progress import progress_bar
 from .schedules import EPS, SCHEDULES
@@ -153,6 +153,9 @@ def _check_types(cfg: TrainConfig) -> None:
         if value is None and type(None) in args:
             continue
         base = next(a for a in args if a is not type(None)) if args else hint
+        if base is str and isinstance(value, os.PathLike):  # paths (corpus, tokenizer, out_dir) as Path objects
+            value = os.fspath(value)
+            setattr(cfg, f.name, value)
         if base is bool:
             ok = isinstance(value, bool)
         elif base is int:
@@ -426,7 +429,6 @@ class Trainer:
 
     def _write_history(self):
         """The history as a DataFrame on every process; rank 0 writes metrics.csv (atomically)."""
-        import os
         import pandas as pd
         history = pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
         if self.runtime.is_main:
