@@ -1,4 +1,6 @@
-"""The `smkit` command: `smkit train`, `smkit sample`, `smkit run` (notebooks)."""
+"""The `smkit` command: `smkit train`, `smkit sample`, `smkit run` (notebooks).
+
+`smkit train` runs unchanged under `accelerate launch -m smkit.cli train ...` (docs/distributed.md)."""
 from __future__ import annotations
 
 import argparse
@@ -53,8 +55,15 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
 def _cmd_train(args) -> int:
     from .train import TrainConfig, train
     values = load_file(args.config) if args.config else {}
-    values.update({k: v for k, v in vars(args).items() if k not in ("config", "func", "command")})
+    values.update({k: v for k, v in vars(args).items()
+                   if k not in ("config", "func", "command", "dry_run", "dry_run_processes")})
+    if args.dry_run:
+        from .dry_run import dry_run
+        print(dry_run(TrainConfig.from_dict(values), processes=args.dry_run_processes).summary())
+        return 0
     result = train(TrainConfig.from_dict(values))
+    if result.rank != 0:
+        return 0
     last = result.history.iloc[-1]
     print(f"trained {int(last.step)} updates, {int(last.forward_passes)} forward passes; "
           f"validation bound {last.val_bound:.4f} (binary), {last.val_bound_sm:.4f} (SM); model in {result.out_dir / 'model'}")
@@ -68,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a binary or soft-masked MDLM",
                        description="Train a denoiser. Fields come from --config (YAML/JSON) and flags (flags win).")
     p.add_argument("--config", help="YAML or JSON file of TrainConfig fields")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="check the config offline on CPU: validate it, count the full-size model's parameters, train "
+                        "2 updates of that model on a tiny local sample through the same data path, write nothing "
+                        "permanent (smkit/dry_run.py)")
+    p.add_argument("--dry-run-processes", dest="dry_run_processes", type=int, default=1, metavar="N",
+                   help="with --dry-run: the number of processes the recipe will be launched with; the batch must "
+                        "divide by it (default: 1)")
     add_dataclass_options(p, TrainConfig)
     p.set_defaults(func=_cmd_train)
     for register in _EXTRA_COMMANDS:

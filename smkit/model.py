@@ -124,13 +124,16 @@ class DiffusionLM(nn.Module):
         return x_t, masked, weight.to(input_ids.device)
 
     def loss(self, input_ids, soft_mask: bool = False, t=None, generator=None, t_min: float = EPS,
-             t_max: float = 1.0, antithetic: bool = True, fixed=None) -> torch.Tensor:
+             t_max: float = 1.0, antithetic: bool = True, fixed=None, noised=None) -> torch.Tensor:
         """Continuous-time MDLM bound (nats per token). soft_mask=True: the two-pass estimate, pass 1 under
         no_grad on the same x_t gives the distribution the SM input of pass 2 is built from. `fixed` [B, L]
-        bool marks positions (prompts) that are never masked and not scored: the bound is then per free token."""
+        bool marks positions (prompts) that are never masked and not scored: the bound is then per free token.
+        `noised=(x_t, masked, weight)` from `noise()` replaces the draw (a data-parallel process's rows)."""
         if fixed is not None:
             fixed = _check_fixed(fixed, input_ids)
-        x_t, masked, weight = self.noise(input_ids, t, generator, t_min, t_max, antithetic, fixed)
+        if noised is None:
+            noised = self.noise(input_ids, t, generator, t_min, t_max, antithetic, fixed)
+        x_t, masked, weight = noised
         if soft_mask:
             with torch.no_grad():
                 first = self(x_t)

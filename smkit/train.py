@@ -2,11 +2,19 @@
 
 Every update draws its batch, its Bernoulli(p_sm) and its noise from a generator seeded by (seed, step),
 so a resumed run replays exactly what an uninterrupted run would have done.
+
+The same loop runs under `accelerate launch` (docs/distributed.md). `batch_size` is the global batch: every
+process draws the global batch's indices, Bernoulli and noise from the shared generator and keeps its rows,
+so N processes make the update one process makes (up to the order of float sums). Rank 0 alone writes
+checkpoints, metrics and the final model; the others wait.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
+import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -15,10 +23,12 @@ import torch
 from . import checkpoint as ckpt
 from .backbone import BACKBONES, BackboneConfig
 from .config import ConfigError, check, from_mapping
-from .data import TOKENIZER_KINDS, build_datasets
+from .data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
+from .distributed import Runtime
 from .model import DiffusionLM, ModelConfig
 from .progress import progress_bar
 from .schedules import EPS, SCHEDULES
+from .train_data import prepare_data
 
 HISTORY_COLUMNS = ["step", "forward_passes", "loss", "soft_mask", "lr", "w_s", "w_a", "w_b", "tokens_per_s",
                    "elapsed_s", "val_bound", "val_bound_sm"]
@@ -29,10 +39,13 @@ class TrainConfig:
     """Every field of `smkit train` (also settable from a YAML/JSON file)."""
     corpus: str = "shakespeare"          # built-in (shakespeare, python), a local file/folder, or a datasets name
     text_column: str = "text"            # column holding text, for datasets corpora
-    tokenizer: str = "bpe"               # bpe (byte-level BPE) or char
-    vocab_size: int = 1024               # BPE vocabulary size including [MASK]
+    streaming: bool = False              # read corpus as a stream (a datasets name or a local .jsonl/.json/.txt/.parquet/.csv file), tokenised and packed on the fly
+    val_docs: int = 1000                 # streaming: documents at the head of the stream held out for validation
+    shuffle_buffer: int = 10000          # streaming: documents in the seeded shuffle buffer (1: stream order)
+    tokenizer: str = "bpe"               # bpe or char (trained here), or a pretrained tokenizer: a local folder or a hub id in the local cache ([MASK] appended if missing)
+    vocab_size: int = 1024               # ids including [MASK]: the size a bpe tokenizer is trained to; must equal a pretrained tokenizer's
     seq_len: int = 128                   # tokens per training block
-    val_fraction: float = 0.05           # share of documents held out for validation
+    val_fraction: float = 0.05           # share of documents held out for validation (in-memory corpora)
     backbone: str = "modernbert"         # modernbert (pre-norm, the default) or bert
     hidden_size: int = 256
     num_layers: int = 4
@@ -49,7 +62,8 @@ class TrainConfig:
     t_min: float = EPS                   # lower end of the sampled time range (b_l)
     t_max: float = 1.0                   # upper end (b_h)
     antithetic: bool = True              # stratified t over the batch
-    batch_size: int = 32
+    batch_size: int = 32                 # global batch (all processes together); divisible by the number of processes
+    micro_batch_size: int | None = None  # rows per forward pass in a process (gradients accumulated over them; also the validation batch); None: the whole share
     steps: int | None = 1000             # number of updates (iso-update); None when forward_budget is set
     forward_budget: int | None = None    # forward passes to spend (iso-compute): SM updates cost 2, binary 1
     lr: float = 3e-4                     # backbone learning rate
@@ -65,14 +79,21 @@ class TrainConfig:
     log_every: int = 10                  # updates between history rows
     out_dir: str = "runs/train"          # checkpoints, metrics.csv and the final model go here
     seed: int = 0
-    device: str = "auto"                 # auto, cpu or cuda
+    device: str = "auto"                 # auto, cpu or cuda (cuda:N for one process; under accelerate launch the launcher picks)
     bf16: bool | None = None             # bf16 autocast; None: on when CUDA supports it
     resume: bool = False                 # continue from out_dir/last exactly
     threads: int = 0                     # torch CPU threads (0: torch's default)
     progress: bool = True
 
     def validate(self) -> "TrainConfig":
-        check(self.tokenizer in TOKENIZER_KINDS, "tokenizer", self.tokenizer, f"choose one of {TOKENIZER_KINDS}")
+        _check_types(self)
+        check(self.tokenizer in TOKENIZER_KINDS or is_pretrained_tokenizer_name(self.tokenizer), "tokenizer",
+              self.tokenizer, f"choose one of {TOKENIZER_KINDS}, or a pretrained tokenizer (a local folder or a hub id)")
+        check(self.val_docs >= 1, "val_docs", self.val_docs, "must be >= 1")
+        check(self.shuffle_buffer >= 1, "shuffle_buffer", self.shuffle_buffer, "must be >= 1 (1: stream order)")
+        if self.micro_batch_size is not None:
+            check(1 <= self.micro_batch_size <= self.batch_size, "micro_batch_size", self.micro_batch_size,
+                  f"must lie in [1, batch_size={self.batch_size}] or be None")
         check(isinstance(self.seq_len, int) and self.seq_len >= 2, "seq_len", self.seq_len, "must be an integer >= 2")
         check(isinstance(self.vocab_size, int) and self.vocab_size >= 3, "vocab_size", self.vocab_size, "must be >= 3")
         check(0 < self.val_fraction < 1, "val_fraction", self.val_fraction, "must lie in (0, 1)")
@@ -123,11 +144,38 @@ class TrainConfig:
         return from_mapping(cls, d)
 
 
+def _check_types(cfg: TrainConfig) -> None:
+    """Each field's value has its declared type (YAML reads `3e-4` as text: write `3.0e-4`)."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(cfg):
+        value, hint = getattr(cfg, f.name), hints[f.name]
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            continue
+        base = next(a for a in args if a is not type(None)) if args else hint
+        if base is str and isinstance(value, os.PathLike):  # paths (corpus, tokenizer, out_dir) as Path objects
+            value = os.fspath(value)
+            setattr(cfg, f.name, value)
+        if base is bool:
+            ok = isinstance(value, bool)
+        elif base is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif base is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, base)
+        if not ok:
+            name = "a number" if base is float else f"{base.__name__}" + (" or None" if type(None) in args else "")
+            hint_text = " (YAML reads 3e-4 as text; write 3.0e-4)" if isinstance(value, str) and base is float else ""
+            raise ConfigError(f"{f.name}={value!r}: must be {name}{hint_text}")
+
+
 @dataclass
 class TrainResult:
     model: DiffusionLM
     history: "object"  # pandas.DataFrame, one row per logged update
     out_dir: Path
+    rank: int = 0      # this process's rank under accelerate launch (0 for a plain run)
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -143,14 +191,6 @@ def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     return 1.0
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r}: CUDA is not available here; use cpu or auto")
-    return torch.device(name)
-
-
 def make_optimizer(model: DiffusionLM, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with two groups: the backbone (lr, weight decay) and the three SM scalars (sm_lr, no decay)."""
     return torch.optim.AdamW([
@@ -164,10 +204,22 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg.validate()
+        # DDP must tolerate parameters without a gradient unless every update is soft-masked: a binary update
+        # leaves the SM scalars out of the graph.
+        self.runtime = Runtime.detect(cfg.device, find_unused_parameters=not (cfg.soft_mask and cfg.p_sm == 1))
+        world = self.runtime.world_size
+        check(cfg.batch_size % world == 0, "batch_size", cfg.batch_size,
+              f"the global batch must divide by the number of processes ({world})")
+        self.per_process = cfg.batch_size // world
+        if cfg.micro_batch_size is not None:
+            check(self.per_process % cfg.micro_batch_size == 0, "micro_batch_size", cfg.micro_batch_size,
+                  f"must divide each process's share of the batch ({cfg.batch_size} / {world} processes = "
+                  f"{self.per_process})")
+        check(not (self.runtime.fsdp and cfg.ema), "ema", cfg.ema, "must be 0 under FSDP (sharded weights)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.out_dir = Path(cfg.out_dir).expanduser()
-        self.device = _resolve_device(cfg.device)
+        self.device = self.runtime.device
         self.bf16 = (self.device.type == "cuda" and torch.cuda.is_bf16_supported()) if cfg.bf16 is None else cfg.bf16
         last = self.out_dir / "last"
         if cfg.resume and not ckpt.is_checkpoint(last):
@@ -176,18 +228,14 @@ class Trainer:
         if cfg.resume:
             ckpt.read_manifest(last)
             tokenizer = DiffusionLM.load_pretrained(last).tokenizer
-        tokenizer, self.train_blocks, self.val_blocks = build_datasets(
-            cfg.corpus, tokenizer, cfg.tokenizer, cfg.vocab_size, cfg.seq_len, cfg.val_fraction, cfg.text_column)
-        if len(self.val_blocks) == 0:
-            raise ConfigError(f"val_fraction={cfg.val_fraction}: the validation split holds no block of {cfg.seq_len}")
-        self.val_blocks = self.val_blocks[: cfg.eval_blocks]
+        tokenizer, self.batches, self.val_blocks = prepare_data(cfg, self.runtime, tokenizer)
         self.step, self.forward_passes, self.rows = 0, 0, []
         if cfg.resume:
             self._load(last)
         else:
             torch.manual_seed(cfg.seed)
             self.model = DiffusionLM(cfg.model_config(len(tokenizer)), tokenizer=tokenizer).to(self.device)
-            self.optimizer = make_optimizer(self.model, cfg)
+            self.optimizer = self.runtime.wrap(self.model, make_optimizer(self.model, cfg))
             self.ema = self._new_ema()
 
     # ------------------------------------------------------------------ state
@@ -212,73 +260,114 @@ class Trainer:
             return self.step >= self.cfg.steps
         return self.forward_passes >= self.cfg.forward_budget
 
-    def _save(self, path: Path, with_ema_weights: bool = False):
+    def _save(self, path: Path):
+        """Checkpoint to `path`: every process takes part (FSDP gathers), rank 0 writes, all leave together."""
         import pandas as pd
-        opt_tensors, opt_rest = ckpt.flatten_optimizer(self.optimizer.state_dict())
-        history = pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
+        opt_tensors, opt_rest = ckpt.flatten_optimizer(self.runtime.optimizer_state(self.optimizer))
+        model = self.runtime.model_for_saving(self.model)
+        if self.runtime.is_main:
+            history = pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
 
-        def files(tmp: Path):
-            ckpt.save_tensors(opt_tensors, tmp / "optimizer.safetensors")
-            if self.ema is not None:
-                ckpt.save_tensors(self.ema, tmp / "ema.safetensors")
-            history.to_csv(tmp / "metrics.csv", index=False)
+            def files(tmp: Path):
+                ckpt.save_tensors(opt_tensors, tmp / "optimizer.safetensors")
+                if self.ema is not None:
+                    ckpt.save_tensors(self.ema, tmp / "ema.safetensors")
+                history.to_csv(tmp / "metrics.csv", index=False)
 
-        trainer = {"step": self.step, "forward_passes": self.forward_passes, "optimizer": opt_rest,
-                   "train_config": asdict(self.cfg)}
-        self.model.save_pretrained(path, extra={"trainer": trainer}, extra_files=files)
+            trainer = {"step": self.step, "forward_passes": self.forward_passes, "optimizer": opt_rest,
+                       "world_size": self.runtime.world_size, "train_config": asdict(self.cfg)}
+            model.save_pretrained(path, extra={"trainer": trainer}, extra_files=files)
+        self.runtime.barrier()
 
     def _load(self, path: Path):
         import pandas as pd
         meta = ckpt.read_manifest(path)
         saved = meta["trainer"]["train_config"]
-        for name in ("corpus", "tokenizer", "vocab_size", "seq_len", "backbone", "hidden_size", "num_layers",
-                     "num_heads", "intermediate_size", "soft_mask", "p_sm", "k", "schedule", "batch_size", "seed"):
-            if saved[name] != getattr(self.cfg, name):
+        same = ["corpus", "tokenizer", "vocab_size", "seq_len", "backbone", "hidden_size", "num_layers", "num_heads",
+                "intermediate_size", "soft_mask", "p_sm", "k", "schedule", "batch_size", "seed"]
+        if self.cfg.streaming or saved.get("streaming", False):
+            same += ["streaming", "val_docs", "shuffle_buffer"]
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        for name in same:
+            if saved.get(name, defaults[name]) != getattr(self.cfg, name):
                 raise ConfigError(f"resume=True: {name}={getattr(self.cfg, name)!r} differs from the checkpoint's "
-                                  f"{saved[name]!r}; resume with the same settings")
+                                  f"{saved.get(name, defaults[name])!r}; resume with the same settings")
+        saved_world = meta["trainer"].get("world_size", 1)
+        if self.cfg.streaming and saved_world != self.runtime.world_size:
+            raise ConfigError(f"resume=True: a streamed run was checkpointed by {saved_world} process(es) and each "
+                              f"read its own share of the stream; resume it with {saved_world}, not "
+                              f"{self.runtime.world_size}")
         self.model = DiffusionLM.load_pretrained(path).to(self.device).train()
-        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.optimizer = self.runtime.wrap(self.model, make_optimizer(self.model, self.cfg))
         opt = ckpt.unflatten_optimizer(ckpt.load_tensors(path / "optimizer.safetensors"), meta["trainer"]["optimizer"])
-        self.optimizer.load_state_dict(opt)
+        self.runtime.load_optimizer_state(self.optimizer, opt)
         self.ema = None
         if self.cfg.ema:
             self.ema = {k: v.to(self.device) for k, v in ckpt.load_tensors(path / "ema.safetensors").items()}
         self.step = meta["trainer"]["step"]
         self.forward_passes = meta["trainer"]["forward_passes"]
+        self.batches.skip_updates(self.step, self.per_process)
         hist = pd.read_csv(path / "metrics.csv")
         self.rows = [list(r) for r in hist[HISTORY_COLUMNS].itertuples(index=False)]
 
     # ------------------------------------------------------------------ loop
+    def _noise(self, batch: torch.Tensor, gen: torch.Generator, rows: slice):
+        """This process's rows of the global batch's noise. The generator draws for the whole global batch
+        (its stream must not depend on the number of processes): the local rows sit in a zero tensor of the
+        global shape, and only they are kept."""
+        full = batch
+        if self.runtime.world_size > 1:
+            full = batch.new_zeros(self.cfg.batch_size, batch.shape[1])
+            full[rows] = batch
+        x_t, masked, weight = self.model.noise(full, generator=gen, t_min=self.cfg.t_min, t_max=self.cfg.t_max,
+                                               antithetic=self.cfg.antithetic)
+        return x_t[rows], masked[rows], weight[rows]
+
     def train_step(self) -> tuple[float, bool]:
-        cfg, model = self.cfg, self.model
+        cfg, runtime = self.cfg, self.runtime
         gen = _step_generator(cfg.seed, self.step)
-        idx = torch.randint(len(self.train_blocks), (cfg.batch_size,), generator=gen)
-        batch = self.train_blocks[idx].to(self.device)
+        rows = runtime.rows(cfg.batch_size)
+        batch = self.batches.take(gen, cfg.batch_size, rows).to(self.device)
         use_sm = cfg.soft_mask and bool(torch.rand((), generator=gen) < cfg.p_sm)
+        noised = self._noise(batch, gen, rows)
         factor = _lr_factor(cfg, self.step, self._total_updates_estimate())
         for group in self.optimizer.param_groups:
             group["lr"] = (cfg.lr if group["name"] == "backbone" else cfg.sm_lr) * factor
-        model.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss = model.loss(batch, soft_mask=use_sm, generator=gen, t_min=cfg.t_min, t_max=cfg.t_max,
-                              antithetic=cfg.antithetic)
+        self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        micro = cfg.micro_batch_size or len(batch)
+        starts = range(0, len(batch), micro)
+        loss_sum = 0.0
+        for i, start in enumerate(starts):
+            part = slice(start, start + micro)
+            share = micro / len(batch)  # each micro-batch's mean weighs its share of this process's rows
+            sync = contextlib.nullcontext() if i == len(starts) - 1 else runtime.no_sync()
+            with sync:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    loss = runtime.call(lambda m: m.loss(batch[part], soft_mask=use_sm,
+                                                         noised=tuple(x[part] for x in noised)))
+                runtime.backward(loss if share == 1 else loss * share)
+            loss_sum = loss.detach() if share == 1 else loss_sum + loss.detach() * share
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.backbone.parameters(), cfg.grad_clip)
+            runtime.clip_grad_norm_(self.model.backbone.parameters(), cfg.grad_clip)
         self.optimizer.step()
         if self.ema is not None:
             self._update_ema()
         self.step += 1
         self.forward_passes += 2 if use_sm else 1
-        return float(loss.detach()), use_sm
+        return runtime.mean(loss_sum), use_sm
 
     def evaluate(self) -> tuple[float, float]:
-        """Validation bounds (nats/token): binary and SM two-pass, same noise; with EMA weights if kept."""
+        """Validation bounds (nats/token): binary and SM two-pass, same noise; with EMA weights if kept. Every
+        process computes the same numbers (same blocks, same noise)."""
+        size = self.cfg.micro_batch_size or self.cfg.batch_size
         with self._ema_weights():
-            binary = self.model.validation_bound(self.val_blocks, soft_mask=False, batch_size=self.cfg.batch_size)
-            sm = self.model.validation_bound(self.val_blocks, soft_mask=True, batch_size=self.cfg.batch_size)
-        return binary, sm
+            return self.runtime.call(lambda m: (m.validation_bound(self.val_blocks, soft_mask=False, batch_size=size),
+                                                m.validation_bound(self.val_blocks, soft_mask=True, batch_size=size)),
+                                     grad=False)
+
+    def soft_mask_values(self) -> dict:
+        return self.runtime.call(lambda m: m.soft_mask.values(), grad=False)
 
     def _ema_weights(self):
         trainer = self
@@ -301,13 +390,13 @@ class Trainer:
         return _Swap()
 
     def run(self) -> TrainResult:
-        import pandas as pd
-        cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(self.out_dir / "train_config.json", asdict(cfg))
+        cfg, main = self.cfg, self.runtime.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.write_json(self.out_dir / "train_config.json", asdict(cfg))
         total = self._total_updates_estimate()
-        bar = progress_bar(total=total, initial=min(self.step, total), desc="train", disable=not cfg.progress,
-                           dynamic_ncols=True)
+        bar = progress_bar(total=total, initial=min(self.step, total), desc="train",
+                           disable=not (cfg.progress and main), dynamic_ncols=True)
         t0, tokens, window_start = time.perf_counter(), 0, time.perf_counter()
         elapsed0 = self.rows[-1][HISTORY_COLUMNS.index("elapsed_s")] if self.rows else 0.0
         while not self._done():
@@ -319,7 +408,7 @@ class Trainer:
             if self.step % cfg.log_every == 0 or evaluate:
                 now = time.perf_counter()
                 vb, vsm = self.evaluate() if evaluate else (float("nan"), float("nan"))
-                w = self.model.soft_mask.values()
+                w = self.soft_mask_values()
                 self.rows.append([self.step, self.forward_passes, loss, used,
                                   self.optimizer.param_groups[0]["lr"], w["scale"], w["steepness"], w["centre"],
                                   tokens / max(now - window_start, 1e-9), elapsed0 + now - t0, vb, vsm])
@@ -331,17 +420,21 @@ class Trainer:
         bar.close()
         self._save(self.out_dir / "last")
         with self._ema_weights():
-            self.model.save_pretrained(self.out_dir / "model", extra={"train_config": asdict(cfg)})
+            model = self.runtime.model_for_saving(self.model)
+            if main:
+                model.save_pretrained(self.out_dir / "model", extra={"train_config": asdict(cfg)})
         history = self._write_history()
-        return TrainResult(self.model, history, self.out_dir)
+        self.runtime.barrier()
+        return TrainResult(self.model, history, self.out_dir, self.runtime.rank)
 
     def _write_history(self):
-        import os
+        """The history as a DataFrame on every process; rank 0 writes metrics.csv (atomically)."""
         import pandas as pd
         history = pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
-        tmp = self.out_dir / ".metrics.csv.tmp"
-        history.to_csv(tmp, index=False)
-        os.replace(tmp, self.out_dir / "metrics.csv")
+        if self.runtime.is_main:
+            tmp = self.out_dir / ".metrics.csv.tmp"
+            history.to_csv(tmp, index=False)
+            os.replace(tmp, self.out_dir / "metrics.csv")
         return history
 
 

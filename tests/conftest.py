@@ -38,3 +38,15 @@ def tiny_model(hamlet_file):
     cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=32,
                             backbone=BackboneConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64))
     return smkit.DiffusionLM(cfg, tokenizer=tok)
+
+
+@pytest.fixture(scope="session")
+def hamlet_jsonl(tmp_path_factory):
+    """Hamlet's first 40k characters as a JSON-lines file of documents (paragraphs), each tagged `doc<i>:`,
+    shaped like a `datasets` text corpus (a `text` column)."""
+    import json
+    text = next(d.text for d in load_corpus("shakespeare") if d.name == "hamlet")[:40_000]
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    path = tmp_path_factory.mktemp("stream") / "hamlet.jsonl"
+    path.write_text("".join(json.dumps({"text": f"doc{i}: {p}", "id": i}) + "\n" for i, p in enumerate(paragraphs)))
+    return path

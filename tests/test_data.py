@@ -97,3 +97,52 @@ def test_packing(hamlet_file):
         pack_blocks([Document("d", "abc")], tok, 1)
     with pytest.raises(DataError, match="shorter than one block"):
         pack_blocks([Document("d", "abc")], tok, 64)
+
+
+def _pretrained_dir(path, mask=None):
+    """A byte-level BPE folder as `save_pretrained` writes it, like GPT-2's: no mask token, unless `mask` names
+    one (then it is id 0, where special tokens go, not the last id)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator([d.text for d in load_corpus("shakespeare")[:2]], trainer=trainers.BpeTrainer(
+        vocab_size=399, special_tokens=[mask] if mask else [], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    PreTrainedTokenizerFast(tokenizer_object=raw, mask_token=mask).save_pretrained(str(path))
+    return path
+
+
+def test_pretrained_tokenizer_gets_mask_as_last_id(tmp_path):
+    from smkit.data import load_pretrained_tokenizer
+    folder = _pretrained_dir(tmp_path / "tok")
+    tok = load_pretrained_tokenizer(str(folder))
+    assert len(tok) == 400 and tok.mask_token == "[MASK]" and tok.mask_token_id == 399
+    text = "To be, or not to be"
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    tok.save_pretrained(str(tmp_path / "again"))  # as a checkpoint stores it; a resumed run reloads it
+    again = load_tokenizer(tmp_path / "again")
+    assert again(text)["input_ids"] == tok(text, add_special_tokens=False)["input_ids"] and len(again) == 400
+    with pytest.raises(DataError, match="vocab_size=50258.*400 ids"):
+        load_pretrained_tokenizer(str(folder), vocab_size=50258)
+
+
+def test_bad_pretrained_tokenizers(tmp_path):
+    from smkit.data import load_pretrained_tokenizer
+    with pytest.raises(DataError, match="no such folder"):
+        load_pretrained_tokenizer(str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="not-a-cached-tokenizer"):
+        load_pretrained_tokenizer("some-user/not-a-cached-tokenizer")
+    with pytest.raises(DataError, match="last id"):
+        load_pretrained_tokenizer(str(_pretrained_dir(tmp_path / "m", mask="<mask>")))
+
+
+def test_training_with_a_pretrained_tokenizer(tmp_path, hamlet_file):
+    import smkit
+    folder = _pretrained_dir(tmp_path / "tok")
+    r = smkit.train(corpus=str(hamlet_file), tokenizer=str(folder), vocab_size=400, seq_len=32, hidden_size=32,
+                    num_layers=1, num_heads=2, intermediate_size=64, batch_size=4, steps=2, eval_blocks=2,
+                    progress=False, threads=1, out_dir=str(tmp_path / "run"))
+    assert len(r.model.tokenizer) == 400
+    assert len(smkit.load_pretrained(tmp_path / "run" / "model").tokenizer) == 400

@@ -1,5 +1,6 @@
 """The training loop: budgets, resume, checkpoints, metrics, bad settings."""
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -121,3 +122,14 @@ def test_cli_trains_from_yaml_and_flags(tiny_train_kwargs, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "smkit.cli", "train", "--config", str(tmp_path / "c.yaml"),
                           "--p-sm", "2"], capture_output=True, text=True)
     assert bad.returncode == 2 and "p_sm=2.0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_field_types_are_checked_and_paths_accepted(tiny_train_kwargs, tmp_path):
+    from pathlib import Path
+    cfg = TrainConfig(**{**tiny_train_kwargs, "out_dir": tmp_path / "run", "steps": 1}).validate()
+    assert cfg.out_dir == str(tmp_path / "run")
+    for field, value, words in [("steps", 2.5, "steps=2.5: must be int or None"), ("soft_mask", 1, "must be bool"),
+                                ("lr", "3e-4", "write 3.0e-4"), ("corpus", 3, "corpus=3: must be str")]:
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            TrainConfig(**{**tiny_train_kwargs, field: value}).validate()
+    assert not Path(tmp_path / "run").exists()
