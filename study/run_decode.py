@@ -27,6 +27,8 @@ def settings(variant: str, seed: int) -> dict[str, dict]:
     runs = {"main": {**grid, "decodings": ["SM" if sm else "binary"]}}
     if variant in ("binary", "sm"):
         runs["remdm"] = {**ABLATION, "strategies": ["remdm-loop"], "decodings": ["SM" if sm else "binary"]}
+    if variant == "binary" and seed == 0:  # how much the metrics move between decode seeds of one model
+        runs["decode-seeds"] = {**ABLATION, "decodings": ["binary"], "seeds": [1, 2, 3]}
     if variant == "sm":
         for schedule in ("linear", "stepwise"):
             runs[f"lambda-{schedule}"] = {**ABLATION, "decodings": ["SM"], "lambda_schedule": schedule}
