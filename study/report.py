@@ -77,7 +77,7 @@ def training_table(finals: pd.DataFrame) -> str:
 
 def decode_table(rows: pd.DataFrame, variants, setting: str, strategies=None) -> str:
     lines = ["| strategy | budget | model | seeds | gen. PPL | unigram entropy | 4-gram repetition | MAUVE "
-             "| model's bound on its samples |", "|---|---|---|---|---|---|---|---|---|"]
+             "| model's bound on its samples | mean lambda |", "|---|---|---|---|---|---|---|---|---|---|"]
     part = rows[rows.setting == setting]
     for strategy in strategies or sorted(part.strategy.unique()):
         for steps in sorted(part.steps.unique()):
@@ -87,7 +87,7 @@ def decode_table(rows: pd.DataFrame, variants, setting: str, strategies=None) ->
                     continue
                 lines.append(f"| {strategy} | {cell.budget.iloc[0]} | {LABELS[variant]} | {cell.train_seed.nunique()} "
                              f"| {pm(cell.gen_ppl, 0)} | {pm(cell.entropy, 3)} | {pm(cell.repetition, 3)} "
-                             f"| {pm(cell.mauve, 3)} | {pm(cell.sample_bound, 3)} |")
+                             f"| {pm(cell.mauve, 3)} | {pm(cell.sample_bound, 3)} | {pm(cell.mean_lambda, 4)} |")
     return "\n".join(lines)
 
 
