@@ -21,8 +21,8 @@ import time
 import torch
 
 import smkit
-from common import (Row, base_parser, best, command, device_label, devices, finish, interleaved, median,
-                    precision, resolve, shipped_model, sync, timed)
+from common import (Row, base_parser, best, command, device_label, interleaved, median, per_device, precision,
+                    run_alone, shipped_model, sync, timed)
 
 SCRIPT = "bench_sampling.py"
 FULL = dict(samples=4, length=128, steps=32, repeats=5)
@@ -152,15 +152,8 @@ def measure(device: str, args) -> list[Row]:
 
 
 def collect(argv=None) -> list[Row]:
-    args = resolve(parser().parse_args(argv), FULL, QUICK)
-    return [row for d in devices(args.device) for row in measure(d, args)]
-
-
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    finish(collect(argv), args)
-    return 0
+    return per_device(measure, parser, FULL, QUICK, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_alone(collect, parser))

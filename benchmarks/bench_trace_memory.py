@@ -14,7 +14,7 @@ import sys
 import torch
 
 import smkit
-from common import Row, base_parser, command, device_label, devices, finish, precision, resolve, shipped_model
+from common import Row, base_parser, command, device_label, per_device, precision, run_alone, shipped_model
 
 SCRIPT = "bench_trace_memory.py"
 FULL = dict(samples=4, length=128, steps=32, k_trace=5)
@@ -74,15 +74,8 @@ def measure(device: str, args) -> list[Row]:
 
 
 def collect(argv=None) -> list[Row]:
-    args = resolve(parser().parse_args(argv), FULL, QUICK)
-    return [row for d in devices(args.device) for row in measure(d, args)]
-
-
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    finish(collect(argv), args)
-    return 0
+    return per_device(measure, parser, FULL, QUICK, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_alone(collect, parser))

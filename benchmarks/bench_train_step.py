@@ -12,8 +12,8 @@ import sys
 
 import torch
 
-from common import (Row, base_parser, best, command, device_label, devices, finish, interleaved, median,
-                    precision, real_batch, resolve, shipped_model)
+from common import (Row, base_parser, best, command, device_label, interleaved, median, per_device, precision,
+                    real_batch, run_alone, shipped_model)
 from smkit.train import TrainConfig, make_optimizer
 
 SCRIPT = "bench_train_step.py"
@@ -68,15 +68,8 @@ def measure(device: str, args) -> list[Row]:
 
 
 def collect(argv=None) -> list[Row]:
-    args = resolve(parser().parse_args(argv), FULL, QUICK)
-    return [row for d in devices(args.device) for row in measure(d, args)]
-
-
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    finish(collect(argv), args)
-    return 0
+    return per_device(measure, parser, FULL, QUICK, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_alone(collect, parser))

@@ -239,3 +239,15 @@ def finish(rows: list[Row], args: argparse.Namespace) -> list[Row]:
         path = write_atomic(args.json, rows_json(rows, command=invocation(), machine=machine()))
         print(f"rows written to {path}")
     return rows
+
+
+def per_device(measure, parser, full: dict, quick: dict, argv=None) -> list[Row]:
+    """The rows of `measure(device, args)` on every device asked for: a device-aware benchmark's `collect`."""
+    args = resolve(parser().parse_args(argv), full, quick)
+    return [row for d in devices(args.device) for row in measure(d, args)]
+
+
+def run_alone(collect, parser, argv=None) -> int:
+    """A benchmark run as a script: collect its rows, print them as a table, write --json when asked."""
+    finish(collect(argv), parser().parse_args(argv))
+    return 0
