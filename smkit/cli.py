@@ -99,13 +99,15 @@ def _cmd_sample(args) -> int:
     from .sampling import SamplingConfig, generate
 
     opts = {k: v for k, v in vars(args).items() if k not in ("func", "command", "model", "out", "trace_file")}
-    cfg = SamplingConfig(**opts)
     trace_file = args.trace_file
     if trace_file is None:
         trace_file = str(Path(args.out).with_suffix("")) + ".trace.safetensors"
     elif trace_file.lower() in ("none", ""):
         trace_file = None
     model = load_pretrained(args.model)
+    if opts.get("infill") is not None and "length" not in opts:
+        opts["length"] = _infill_length(model, opts.get("prompt"), opts["infill"])
+    cfg = SamplingConfig(**opts)
     g = generate(model, **{k: v for k, v in vars(cfg).items() if k not in ("device",)},
                  device=cfg.device, trace=trace_file is not None, progress=True)
     out = Path(args.out)
@@ -122,6 +124,13 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _infill_length(model, prompt, infill) -> int:
+    """Without --length, an infill run stops at the template's end: prompt + template tokens."""
+    from .sampling import _token_ids
+    prompt_ids = [] if prompt is None else _token_ids(prompt, "prompt", model, allow_mask=False)
+    return len(prompt_ids) + len(_token_ids(infill, "infill", model, allow_mask=True))
+
+
 def _register_sample(sub) -> None:
     from .sampling import SamplingConfig
     p = sub.add_parser("sample", help="decode samples (texts as JSONL, plus a trace file)",
@@ -131,6 +140,8 @@ def _register_sample(sub) -> None:
     p.add_argument("--trace-file", dest="trace_file", default=None,
                    help="trace file (safetensors); default <out>.trace.safetensors; 'none' to skip tracing")
     add_dataclass_options(p, SamplingConfig)
+    length = p._option_string_actions["--length"]
+    length.help = length.help.replace("(default: 128)", "(default: 128; with --infill: prompt + template)")
     p.set_defaults(func=_cmd_sample)
 
 
