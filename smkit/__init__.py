@@ -1,4 +1,5 @@
 """smkit: soft-masked diffusion language models, a notebook-centric research toolkit."""
+from .errors import SmkitError
 from .softmask import SoftMask, entropy_from_logits, soft_mask_embeddings, soft_mask_lambda
 from .model import DiffusionLM, ModelConfig, load_pretrained
 from .hf import from_hf
@@ -15,4 +16,4 @@ __version__ = "0.1.0"
 __all__ = ["SoftMask", "soft_mask_lambda", "soft_mask_embeddings", "entropy_from_logits", "DiffusionLM",
            "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "Generation",
            "SamplingConfig", "generate", "iter_steps", "hooks", "from_hf", "add_adapter", "save_adapter", "load_adapter",
-           "FinetuneConfig", "finetune"]
+           "FinetuneConfig", "finetune", "SmkitError"]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from .errors import SmkitError
 from .model import DiffusionLM, _config_from_dict, _config_to_dict
 
 ADAPTER_METHODS = ("lora", "dora")
@@ -29,7 +30,7 @@ ATTENTION_TARGETS = (
 )
 
 
-class AdapterError(ValueError):
+class AdapterError(SmkitError):
     """A bad adapter option, or an adapter that does not fit its base; the message names the problem."""
 
 

@@ -18,12 +18,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .errors import SmkitError
+
 MANIFEST = "smkit.json"
 FORMAT = "smkit-checkpoint"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SmkitError):
     """A path that is not a complete, uncorrupted smkit checkpoint."""
 
 

@@ -6,8 +6,10 @@ import json
 import typing
 from pathlib import Path
 
+from .errors import SmkitError
 
-class ConfigError(ValueError):
+
+class ConfigError(SmkitError):
     pass
 
 

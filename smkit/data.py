@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import SmkitError
+
 SPECIAL_MASK = "[MASK]"
 SPECIAL_UNK = "[UNK]"
 BUILTIN_CORPORA = ("shakespeare", "python")
@@ -28,7 +30,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _TEST_DIRS = {"test", "tests", "idle_test", "__pycache__", "site-packages", "dist-packages"}
 
 
-class DataError(ValueError):
+class DataError(SmkitError):
     """Raised for a corpus or tokenizer that cannot be used; the message says what is allowed."""
 
 

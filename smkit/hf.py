@@ -16,13 +16,14 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError
+from .errors import SmkitError
 from .model import DiffusionLM, ModelConfig, backbone_logits
 
 MASK_TOKEN = "[MASK]"
 _AUTO_ORDER = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM")  # for models that ship their code
 
 
-class DenoiserError(ValueError):
+class DenoiserError(SmkitError):
     """A model, tokenizer or option that cannot make an SM denoiser; the message names the problem."""
 
 

@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from .errors import SmkitError
 
 BUILTIN_JUDGES = ("smollm2",)
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class JudgeError(RuntimeError):
+class JudgeError(SmkitError, RuntimeError):
     """A judge that cannot be found or loaded."""
 
 

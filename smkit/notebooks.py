@@ -20,11 +20,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import SmkitError
+
 KERNEL = "python3"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-class NotebookError(RuntimeError):
+class NotebookError(SmkitError, RuntimeError):
     """A cell of the notebook raised; `cell` is its execution count, `ename`/`evalue` the error."""
 
     def __init__(self, message: str, result: "RunResult", ename: str = "", evalue: str = "", cell=None):
@@ -40,7 +42,7 @@ class RunResult:
     ok: bool = True
 
 
-class ParameterError(ValueError):
+class ParameterError(SmkitError):
     """A notebook parameter has a bad value; the message names the parameter, the value and what is allowed."""
 
 
@@ -87,7 +89,7 @@ def collect_parameters(params=(), raw=(), files=()) -> dict:
     for f in files or ():
         data = yaml.safe_load(Path(f).read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"parameters file {str(f)!r} must hold a mapping of name: value, got {type(data).__name__}")
+            raise ParameterError(f"parameters file {str(f)!r} must hold a mapping of name: value, got {type(data).__name__}")
         out.update(data)
     for name, value in params or ():
         out[name] = parse_value(value) if isinstance(value, str) else value
@@ -100,7 +102,7 @@ def notebook_parameters(path) -> dict:
     """The names and default source lines of the cell tagged `parameters`."""
     import nbformat
     if not Path(path).is_file():
-        raise ValueError(f"notebook {str(path)!r} does not exist")
+        raise SmkitError(f"notebook {str(path)!r} does not exist")
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -141,7 +143,7 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
                  progress: bool = False, log_output: bool = False) -> RunResult:
     """Execute `notebook` with `parameters` into `<out>/<name>/<name>.ipynb` (+ `.html`).
 
-    Unknown parameter names raise ValueError before anything runs. A failing cell raises `NotebookError`
+    Unknown parameter names raise ParameterError before anything runs. A failing cell raises `NotebookError`
     after the executed notebook (and its HTML) are written."""
     import nbformat
     import papermill as pm
@@ -149,12 +151,12 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
 
     notebook = Path(notebook)
     if not notebook.is_file():
-        raise ValueError(f"notebook {str(notebook)!r} does not exist")
+        raise SmkitError(f"notebook {str(notebook)!r} does not exist")
     parameters = dict(parameters or {})
     known = notebook_parameters(notebook)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown} for {notebook.name}; it takes {sorted(known)}")
+        raise ParameterError(f"unknown parameter(s) {unknown} for {notebook.name}; it takes {sorted(known)}")
     name = name or notebook.stem
     run_dir = Path(out) / name
     run_dir.mkdir(parents=True, exist_ok=True)
