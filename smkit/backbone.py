@@ -10,7 +10,7 @@ wins per unit of wall clock. BERT stays available (`backbone: bert`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -66,7 +66,3 @@ def build_from_hf_config(config_dict: dict) -> nn.Module:
     config = AutoConfig.for_model(model_type, **d)
     config._attn_implementation = "sdpa"
     return AutoModelForMaskedLM.from_config(config)
-
-
-def describe(cfg: BackboneConfig) -> dict:
-    return asdict(cfg)

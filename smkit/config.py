@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from pathlib import Path
 
 from .errors import SmkitError
@@ -41,7 +40,3 @@ def load_file(path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config={str(path)!r}: must hold a mapping of field: value")
     return data
-
-
-def field_types(cls) -> dict:
-    return typing.get_type_hints(cls)

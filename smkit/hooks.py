@@ -106,11 +106,6 @@ class HookSet:
                 value = out
         return value
 
-    def extend(self, other: "HookSet") -> "HookSet":
-        for name, fns in other._by_point.items():
-            self._by_point.setdefault(name, []).extend(fns)
-        return self
-
 
 _MODEL_HOOKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
