@@ -18,6 +18,7 @@ import torch
 from .adapters import adapter_parameters
 from .config import ConfigError, check, from_mapping
 from .model import DiffusionLM
+from .precision import resolve_bf16
 from .progress import progress_bar
 from .schedules import sample_t
 
@@ -41,7 +42,7 @@ class FinetuneConfig:
     grad_clip: float = 1.0               # max gradient norm of the adapter / backbone group (0: off)
     seed: int = 0
     log_every: int = 1                   # updates between history rows
-    bf16: bool | None = None             # bf16 autocast; None: on when the model sits on a CUDA device with bf16
+    bf16: bool | None = None             # bf16 autocast; None: on where it pays (CUDA with bf16, CPUs with AMX), fp32 elsewhere
     progress: bool = False
 
     def validate(self) -> "FinetuneConfig":
@@ -186,7 +187,7 @@ def finetune(model: DiffusionLM, examples, config: FinetuneConfig | dict | None 
     _check_against_model(ids, model)
 
     device = model.device
-    bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) if cfg.bf16 is None else cfg.bf16
+    bf16 = resolve_bf16(cfg.bf16, device)
     optimizer = make_optimizer(model, cfg)
     clip = [p for g in optimizer.param_groups if g["name"] == "backbone" for p in g["params"]]
     rows = []

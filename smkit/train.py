@@ -23,9 +23,11 @@ import torch
 from . import checkpoint as ckpt
 from .backbone import BACKBONES, BackboneConfig
 from .config import ConfigError, check, from_mapping
+from .continued import load_base, start_from_base
 from .data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
 from .distributed import Runtime
 from .model import DiffusionLM, ModelConfig
+from .precision import resolve_bf16
 from .progress import progress_bar
 from .schedules import EPS, SCHEDULES
 from .train_data import prepare_data
@@ -80,8 +82,10 @@ class TrainConfig:
     out_dir: str = "runs/train"          # checkpoints, metrics.csv and the final model go here
     seed: int = 0
     device: str = "auto"                 # auto, cpu or cuda (cuda:N for one process; under accelerate launch the launcher picks)
-    bf16: bool | None = None             # bf16 autocast; None: on when CUDA supports it
+    bf16: bool | None = None             # bf16 autocast; None: on where it pays (CUDA with bf16, CPUs with AMX tiles), fp32 elsewhere
     resume: bool = False                 # continue from out_dir/last exactly
+    init_from: str | None = None         # continued pretraining: backbone and tokenizer from a shipped model name or a checkpoint folder; fresh optimizer and schedule
+    init_sm: bool = False                # with init_from: take the SM scalars from the base too (False: the configured sm_*_init)
     threads: int = 0                     # torch CPU threads (0: torch's default)
     progress: bool = True
 
@@ -129,6 +133,8 @@ class TrainConfig:
         check(0 <= self.sm_scale_init < 1, "sm_scale_init", self.sm_scale_init, "w_s must lie in [0, 1)")
         check(self.sm_centre_init < -1e-6, "sm_centre_init", self.sm_centre_init, "w_b must be < 0")
         check(self.sm_steepness_init > 1e-6, "sm_steepness_init", self.sm_steepness_init, "w_a must be > 0")
+        check(not (self.init_sm and self.init_from is None), "init_sm", self.init_sm,
+              "takes the SM scalars from the base: set init_from too")
         self.model_config()  # backbone shape errors, k vs vocabulary
         return self
 
@@ -220,11 +226,14 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.out_dir = Path(cfg.out_dir).expanduser()
         self.device = self.runtime.device
-        self.bf16 = (self.device.type == "cuda" and torch.cuda.is_bf16_supported()) if cfg.bf16 is None else cfg.bf16
+        self.bf16 = resolve_bf16(cfg.bf16, self.device)
         last = self.out_dir / "last"
         if cfg.resume and not ckpt.is_checkpoint(last):
             raise ckpt.CheckpointError(f"resume=True but {str(last)!r} holds no checkpoint to continue from")
-        tokenizer = None
+        tokenizer, self.base = None, None
+        if cfg.init_from is not None:
+            self.base = load_base(cfg)  # every mismatch with the base fails here, before any data or compute
+            tokenizer = self.base.model.tokenizer
         if cfg.resume:
             ckpt.read_manifest(last)
             tokenizer = DiffusionLM.load_pretrained(last).tokenizer
@@ -234,11 +243,18 @@ class Trainer:
             self._load(last)
         else:
             torch.manual_seed(cfg.seed)
-            self.model = DiffusionLM(cfg.model_config(len(tokenizer)), tokenizer=tokenizer).to(self.device)
+            self.model = DiffusionLM(cfg.model_config(len(tokenizer)), tokenizer=tokenizer)
+            if self.base is not None:
+                start_from_base(self.model, self.base, cfg.init_sm)
+            self.model.to(self.device)
             self.optimizer = self.runtime.wrap(self.model, make_optimizer(self.model, cfg))
             self.ema = self._new_ema()
 
     # ------------------------------------------------------------------ state
+    def base_record(self) -> dict | None:
+        """The base a continued run started from (name or path + checksum of its weights), or None."""
+        return None if self.base is None else self.base.record()
+
     def _new_ema(self):
         if not self.cfg.ema:
             return None
@@ -275,7 +291,8 @@ class Trainer:
                 history.to_csv(tmp / "metrics.csv", index=False)
 
             trainer = {"step": self.step, "forward_passes": self.forward_passes, "optimizer": opt_rest,
-                       "world_size": self.runtime.world_size, "train_config": asdict(self.cfg)}
+                       "world_size": self.runtime.world_size, "train_config": asdict(self.cfg),
+                       "base": self.base_record()}
             model.save_pretrained(path, extra={"trainer": trainer}, extra_files=files)
         self.runtime.barrier()
 
@@ -284,7 +301,7 @@ class Trainer:
         meta = ckpt.read_manifest(path)
         saved = meta["trainer"]["train_config"]
         same = ["corpus", "tokenizer", "vocab_size", "seq_len", "backbone", "hidden_size", "num_layers", "num_heads",
-                "intermediate_size", "soft_mask", "p_sm", "k", "schedule", "batch_size", "seed"]
+                "intermediate_size", "soft_mask", "p_sm", "k", "schedule", "batch_size", "seed", "init_from"]
         if self.cfg.streaming or saved.get("streaming", False):
             same += ["streaming", "val_docs", "shuffle_buffer"]
         defaults = {f.name: f.default for f in fields(TrainConfig)}
@@ -297,6 +314,10 @@ class Trainer:
             raise ConfigError(f"resume=True: a streamed run was checkpointed by {saved_world} process(es) and each "
                               f"read its own share of the stream; resume it with {saved_world}, not "
                               f"{self.runtime.world_size}")
+        saved_base = meta["trainer"].get("base")
+        if self.base is not None and saved_base and saved_base["sha256"] != self.base.sha256:
+            raise ConfigError(f"resume=True: init_from={self.cfg.init_from!r} now holds other weights than the base "
+                              f"this run started from (sha256 {saved_base['sha256'][:12]}...); resume needs the same base")
         self.model = DiffusionLM.load_pretrained(path).to(self.device).train()
         self.optimizer = self.runtime.wrap(self.model, make_optimizer(self.model, self.cfg))
         opt = ckpt.unflatten_optimizer(ckpt.load_tensors(path / "optimizer.safetensors"), meta["trainer"]["optimizer"])
@@ -422,7 +443,8 @@ class Trainer:
         with self._ema_weights():
             model = self.runtime.model_for_saving(self.model)
             if main:
-                model.save_pretrained(self.out_dir / "model", extra={"train_config": asdict(cfg)})
+                model.save_pretrained(self.out_dir / "model", extra={"train_config": asdict(cfg),
+                                                                     "base": self.base_record()})
         history = self._write_history()
         self.runtime.barrier()
         return TrainResult(self.model, history, self.out_dir, self.runtime.rank)

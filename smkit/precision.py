@@ -1,0 +1,53 @@
+"""Which floating-point path a run takes: bf16 autocast where the hardware makes it pay, fp32 elsewhere.
+
+On a CPU, bf16 matmuls are fast only with AMX tiles (Sapphire Rapids and later). With avx512_bf16 alone
+(this project's 2-core CI machine) oneDNN's bf16 matmul measured slower than fp32 (68 vs 110 GFLOP/s on one
+core, `python benchmarks/bench_precision.py`), so the default stays fp32 there; without any bf16
+instructions autocast would emulate bf16, and asking for it is an error.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from .config import ConfigError
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    """This CPU's feature flags (empty where /proc/cpuinfo is not readable)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_bf16_kind(flags=None) -> str | None:
+    """'amx' (fast bf16 tiles), 'avx512' (bf16 instructions, no tiles) or None (no bf16 support)."""
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512_bf16" in flags:
+        return "avx512"
+    return None
+
+
+def resolve_bf16(requested: bool | None, device: torch.device, flags=None) -> bool:
+    """bf16 autocast for a run on `device`. None picks what pays: CUDA with bf16 support, a CPU with AMX."""
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+        if requested and not supported:
+            raise ConfigError("bf16=True: this CUDA device has no bf16 support; use bf16=false (fp32)")
+        return supported if requested is None else requested
+    kind = cpu_bf16_kind(flags)
+    if requested is None:
+        return kind == "amx"
+    if requested and kind is None:
+        raise ConfigError("bf16=True: this CPU has no bf16 instructions (neither amx_bf16 nor avx512_bf16), so "
+                          "autocast would emulate bf16 slower than fp32; use bf16=false or leave it unset")
+    return requested
