@@ -15,13 +15,15 @@ import traceback
 from pathlib import Path
 
 from common import DEVICE_CHOICES, ROOT, devices, invocation, machine, markdown_table, rows_json, write_atomic
+import bench_precision
 import bench_sampling
 import bench_trace_memory
 import bench_train_step
 import bench_widgets
 
 # (module, runs per device); bench_widgets times kernel-side CPU work, so it runs once, on the CPU
-BENCHMARKS = [(bench_train_step, True), (bench_sampling, True), (bench_trace_memory, True), (bench_widgets, False)]
+BENCHMARKS = [(bench_train_step, True), (bench_sampling, True), (bench_trace_memory, True), (bench_widgets, False),
+              (bench_precision, False)]
 
 
 def parser() -> argparse.ArgumentParser:

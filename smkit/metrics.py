@@ -7,6 +7,8 @@ import math
 import os
 from collections import Counter
 
+import torch
+
 from .judge import Judge, load_judge
 
 
@@ -105,3 +107,42 @@ def text_metrics(texts, judge: Judge | None = None, reference_texts=None, refere
             reference_features = judge.features(reference_texts, batch_size=batch_size, max_length=max_length)
         out["mauve"] = mauve_from_features(features, reference_features, seed=seed)
     return out
+
+
+def heldout_nats_per_char(model, corpus: str, soft_mask: bool = False, val_fraction: float = 0.05,
+                          max_blocks: int | None = None, batch_size: int = 32, seed: int = 0, repeats: int = 1) -> float:
+    """The MDLM bound on a corpus's held-out split (the documents training never saw, `split_documents`) in nats
+    per character: nats/token x tokens/character, so models with different tokenizers compare. `soft_mask`:
+    two-pass SM inputs, as the SM model is meant to be read."""
+    from .data import SEPARATOR, load_corpus, pack_blocks, split_documents
+    _, val = split_documents(load_corpus(corpus), val_fraction)
+    blocks = pack_blocks(val, model.tokenizer, model.config.seq_len)
+    if max_blocks is not None:
+        blocks = blocks[torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed))[:max_blocks]]
+    nats_per_token = model.validation_bound(blocks, soft_mask=soft_mask, batch_size=batch_size, seed=seed,
+                                            repeats=repeats)
+    texts = [d.text + SEPARATOR for d in val]
+    tokens = sum(len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    return nats_per_token * tokens / sum(len(t) for t in texts)
+
+
+def soft_mask_effect(model, num_samples: int = 16, length: int | None = None, steps: int | None = None,
+                     strategy: str = "confidence", seed: int = 0, prompt=None, **decode_options) -> dict:
+    """How much SM changes decoding: the same seeds decoded with SM off and on.
+
+    Returns `mean_lambda` (over positions still masked after the first pass: the lambda the second pass is fed
+    with), `changed` (samples whose text differs), `num_samples`, and both sets of texts. Defaults: the model's
+    sequence length and L/4 steps."""
+    from .sampling import generate
+    length = model.config.seq_len if length is None else length
+    steps = max(1, length // 4) if steps is None else steps
+    common = dict(prompt=prompt, num_samples=num_samples, length=length, steps=steps, strategy=strategy, seed=seed,
+                  **decode_options)
+    on = generate(model, soft_mask=True, trace=True, **common)
+    off = generate(model, soft_mask=False, trace=False, **common)
+    first = on.trace[0]
+    still = first.masked
+    mean_lambda = float(first.lam[still].mean()) if still.any() else 0.0
+    changed = sum(a != b for a, b in zip(on.tokens.tolist(), off.tokens.tolist()))
+    return {"mean_lambda": mean_lambda, "changed": changed, "num_samples": num_samples, "steps": steps,
+            "length": length, "texts_sm": on.texts, "texts_binary": off.texts}

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from smkit.precision import cpu_bf16_kind
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +22,9 @@ CPU_ROWS = {
     "decode_tokens_per_s_binary", "decode_tokens_per_s_sm",
     "trace_bytes", "trace_bytes_per_step_position",
     "widget_step_ms", "widget_step_p95_ms", "widget_select_ms",
-}
+    "matmul_gflops_fp32", "train_tokens_per_s_fp32_w1", "train_tokens_per_s_fp32_fused_adamw_w1",
+    "train_default_over_fp32_eager",
+} | ({"matmul_gflops_bf16", "train_tokens_per_s_bf16_w1"} if cpu_bf16_kind() else set())
 
 
 def _run(script: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:

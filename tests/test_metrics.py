@@ -125,3 +125,25 @@ def test_judge_rejects_bad_input(judge, tmp_path):
 def test_validation_perplexity_is_exp_of_the_bound(tiny_model):
     blocks = torch.randint(0, tiny_model.mask_id, (4, 32))
     assert validation_perplexity(tiny_model, blocks) == pytest.approx(math.exp(tiny_model.validation_bound(blocks)))
+
+
+def test_heldout_nats_per_char_is_the_bound_times_tokens_per_char(tiny_model, hamlet_file):
+    from smkit.data import load_corpus, pack_blocks, split_documents
+    from smkit.metrics import heldout_nats_per_char
+    _, val = split_documents(load_corpus(str(hamlet_file)))
+    blocks = pack_blocks(val, tiny_model.tokenizer, tiny_model.config.seq_len)
+    per_token = tiny_model.validation_bound(blocks, seed=3)
+    # a character tokenizer: one token per character, so nats/char is the bound itself
+    assert heldout_nats_per_char(tiny_model, str(hamlet_file), seed=3) == pytest.approx(per_token, rel=1e-6)
+    two = heldout_nats_per_char(tiny_model, str(hamlet_file), max_blocks=2, seed=3)
+    assert math.isfinite(two) and two > 0
+
+
+def test_soft_mask_effect_counts_changed_samples_and_first_pass_lambda(tiny_model):
+    from smkit.metrics import soft_mask_effect
+    shut = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm_scale=0.0)
+    assert shut["mean_lambda"] == 0.0 and shut["changed"] == 0 and shut["texts_sm"] == shut["texts_binary"]
+    open_ = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm_scale=0.9, sm_centre=-50.0)
+    assert open_["mean_lambda"] == pytest.approx(0.9, abs=1e-3)  # lambda = w_s where the gate is wide open
+    assert open_["changed"] >= 1 and open_["steps"] == 8 and open_["length"] == tiny_model.config.seq_len
+    assert open_["texts_binary"] == shut["texts_binary"]  # the binary decode does not depend on the gate
