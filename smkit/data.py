@@ -12,8 +12,10 @@ folder, or a hub id already in the local cache), always with `[MASK]` as the las
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sysconfig
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +76,30 @@ def _local(path: Path) -> list[Document]:
     return docs
 
 
+@contextmanager
+def offline_from_env():
+    """datasets and huggingface_hub read HF_HUB_OFFLINE / HF_DATASETS_OFFLINE once, when first imported. Set
+    later (a test, a notebook cell), the flag was ignored and a name missing from the cache retried the network
+    for ~25 s: within this block the flag as the environment holds it now applies."""
+    if not any(os.environ.get(k, "").upper() in ("1", "ON", "YES", "TRUE")
+               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        yield
+        return
+    import datasets.config
+    import huggingface_hub.constants as hub
+    saved = datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE, hub.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE, hub.HF_HUB_OFFLINE = saved
+
+
 def _hf_dataset(name: str, text_column: str, split: str) -> list[Document]:
     try:
         import datasets
-        ds = datasets.load_dataset(name, split=split)
+        with offline_from_env():
+            ds = datasets.load_dataset(name, split=split)
     except Exception as err:  # offline, unknown name, missing config: one clear message
         raise DataError(
             f"corpus={name!r} is not a built-in corpus {BUILTIN_CORPORA}, not an existing local path, and could not "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .data import DataError, iter_blocks
+from .data import DataError, iter_blocks, offline_from_env
 
 TOKENIZER_DOCS = 10_000
 DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".txt": "text", ".parquet": "parquet", ".csv": "csv"}
@@ -38,7 +38,8 @@ def open_stream(corpus: str, text_column: str = "text"):
     else:
         args, kwargs = (corpus,), {}
     try:
-        ds = datasets.load_dataset(*args, split="train", streaming=True, **kwargs)
+        with offline_from_env():
+            ds = datasets.load_dataset(*args, split="train", streaming=True, **kwargs)
     except Exception as err:  # offline, unknown name: one clear message
         raise DataError(f"corpus={corpus!r} could not be opened as a stream with datasets.load_dataset (offline runs "
                         f"need a local data file or a cached dataset): {type(err).__name__}: "

@@ -51,6 +51,23 @@ def test_datasets_name_offline_fails_clearly(monkeypatch):
     assert "not-a-cached-dataset" in msg and "shakespeare" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_offline_set_after_datasets_was_imported_fails_at_once(monkeypatch, streaming):
+    """As when a notebook or test sets HF_*_OFFLINE after `datasets` read it. OfflineModeIsEnabled is raised
+    before any request; without the fix the same call retries the network and ends in LocalEntryNotFoundError."""
+    import datasets.config
+    import huggingface_hub.constants as hub
+    from smkit.streaming import open_stream
+    for module in (datasets.config, hub):
+        monkeypatch.setattr(module, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(DataError, match="not-a-cached-dataset") as err:
+        open_stream("some-user/not-a-cached-dataset") if streaming else load_corpus("some-user/not-a-cached-dataset")
+    assert "OfflineModeIsEnabled" in str(err.value)
+    assert datasets.config.HF_HUB_OFFLINE is False and hub.HF_HUB_OFFLINE is False, "the flags are restored"
+
+
 def test_split_is_deterministic_and_disjoint():
     docs = load_corpus("shakespeare")
     train1, val1 = split_documents(docs)
