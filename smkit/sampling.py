@@ -39,7 +39,7 @@ REMDM_ETA = {"remdm-cap": 0.008, "remdm-rescale": 0.015, "remdm-conf": 0.0, "rem
 class SamplingConfig:
     """Settings of one sampling call; `validate(model)` checks every field before any compute."""
     prompt: Optional[str] = None           # prefix text (or a list of token ids); kept fixed
-    infill: Optional[str] = None           # template after the prompt; each [MASK] (the tokenizer's mask token) is generated, the rest kept; token ids with mask_id also accepted
+    infill: Optional[str] = None           # template after the prompt; each [MASK] (the tokenizer's mask token) is generated, the rest kept; token ids with mask_id also accepted; a list of texts: one template per sample (same token count)
     num_samples: int = 1                   # samples decoded together
     length: int = 128                      # tokens per sample, prompt included (at most the model's seq_len)
     steps: int = 32                        # denoising steps (forward passes at most; +1 for noise removal)
@@ -184,18 +184,18 @@ def _plan(cfg: SamplingConfig, model) -> _Plan:
         raise _bad("length", cfg.length, f"must lie in [1, {ctx}] (model.config.seq_len)")
     if cfg.length <= P:
         raise _bad("length", cfg.length, f"must exceed the prompt length ({P} tokens); it counts the prompt")
-    template = []
+    templates = [[]]
     if cfg.infill is not None:
-        template = _token_ids(cfg.infill, "infill", model, allow_mask=True)
-        if mask_id not in template:
-            marker = model.tokenizer.mask_token if model.tokenizer is not None else f"id {mask_id}"
-            raise _bad("infill", _short(cfg.infill), f"the template has no mask marker {marker!r} to fill")
-        if P + len(template) > cfg.length:
-            raise _bad("infill", _short(cfg.infill), f"prompt ({P}) + template ({len(template)} tokens) exceed "
-                                                     f"length={cfg.length}")
-    init = torch.full((cfg.length,), mask_id, dtype=torch.long)
-    init[:P] = torch.tensor(prompt, dtype=torch.long)
-    init[P:P + len(template)] = torch.tensor(template, dtype=torch.long)
+        templates = [_template(t, cfg, model, P) for t in _per_sample(cfg)]
+        if len({len(t) for t in templates}) > 1:
+            counts = sorted({len(t) for t in templates})
+            raise _bad("infill", f"<{len(templates)} templates>", f"per-sample templates must have the same number "
+                                                                   f"of tokens; got {counts}")
+    init = torch.full((len(templates), cfg.length), mask_id, dtype=torch.long)
+    init[:, :P] = torch.tensor(prompt, dtype=torch.long)
+    init[:, P:P + len(templates[0])] = torch.tensor(templates, dtype=torch.long)
+    if len(templates) == 1:
+        init = init[0]         # one template for every sample: [L]; per-sample templates: [num_samples, L]
     fixed = init != mask_id
 
     span = cfg.length - P
@@ -215,6 +215,29 @@ def _plan(cfg: SamplingConfig, model) -> _Plan:
     kk = max(k if cfg.soft_mask else 0, cfg.k_trace, 2 if cfg.strategy == "margin" else 1)
     return _Plan(cfg, init, fixed, P, blocks, k, min(kk, V - 1), sm["sm_scale"], sm["sm_centre"],
                  sm["sm_steepness"], float(eta), device)
+
+
+def _per_sample(cfg: SamplingConfig) -> list:
+    """The infill templates: [infill] for one template, or the list of texts given one per sample."""
+    texts = cfg.infill
+    if not (isinstance(texts, (list, tuple)) and texts and all(isinstance(t, str) for t in texts)):
+        return [texts]
+    if len(texts) != cfg.num_samples:
+        raise _bad("infill", f"<{len(texts)} templates>", f"gives {len(texts)} templates for num_samples="
+                                                          f"{cfg.num_samples}: give one template, or one per sample")
+    return list(texts)
+
+
+def _template(infill, cfg: SamplingConfig, model, P: int) -> list[int]:
+    mask_id = model.mask_id
+    template = _token_ids(infill, "infill", model, allow_mask=True)
+    if mask_id not in template:
+        marker = model.tokenizer.mask_token if model.tokenizer is not None else f"id {mask_id}"
+        raise _bad("infill", _short(infill), f"the template has no mask marker {marker!r} to fill")
+    if P + len(template) > cfg.length:
+        raise _bad("infill", _short(infill), f"prompt ({P}) + template ({len(template)} tokens) exceed "
+                                             f"length={cfg.length}")
+    return template
 
 
 def _short(v):
@@ -648,7 +671,8 @@ def generate(model, prompt=None, num_samples: int = 1, length: int = 128, steps:
 
     prompt: text or token ids kept as a prefix. infill: a template placed after the prompt in which every
     mask token (the tokenizer's "[MASK]", or mask_id among ids) is generated and the rest kept fixed;
-    positions after the template are generated too. strategy: one of `smkit.STRATEGIES`. soft_mask: SM
+    positions after the template are generated too; a list of texts gives each sample its own template
+    (num_samples of them, all of the same token count). strategy: one of `smkit.STRATEGIES`. soft_mask: SM
     inputs at still-masked positions from the previous pass (k, w_s, w_b, w_a from the model unless given
     as k / sm_scale / sm_centre / sm_steepness); lambda_schedule none | linear | stepwise. temperature,
     top_k, top_p shape sampling only. block_length: semi-autoregressive blocks (steps split over them).
