@@ -38,12 +38,15 @@ def _field_comments(cls) -> dict:
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
+    """One --flag per field; mapping fields (dict) have no single-value flag: the caller adds a KEY=VALUE one."""
     hints = typing.get_type_hints(cls)
     helps = _field_comments(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         args = typing.get_args(hint)
         base = next((a for a in args if a is not type(None)), hint) if args else hint
+        if base is dict:
+            continue
         parse = _parse_bool if base is bool else base
         if type(None) in args:
             parse = _optional(parse)
@@ -52,9 +55,20 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
                             metavar=base.__name__.upper(), help=f"{helps.get(f.name, '')} (default: {default!r})")
 
 
+def _task_param(text: str) -> tuple:
+    from .tasks import TaskError, parse_param
+    try:
+        return parse_param(text)
+    except TaskError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _cmd_train(args) -> int:
     from .train import TrainConfig, train
     values = load_file(args.config) if args.config else {}
+    pairs = dict(vars(args).pop("task_param", None) or [])
+    if pairs:  # --task-param KEY=VALUE flags win over the config file's task_params, key by key
+        values["task_params"] = {**(values.get("task_params") or {}), **pairs}
     values.update({k: v for k, v in vars(args).items()
                    if k not in ("config", "func", "command", "dry_run", "dry_run_processes")})
     if args.dry_run:
@@ -85,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dry-run: the number of processes the recipe will be launched with; the batch must "
                         "divide by it (default: 1)")
     add_dataclass_options(p, TrainConfig)
+    p.add_argument("--task-param", dest="task_param", action="append", type=_task_param, default=argparse.SUPPRESS,
+                   metavar="KEY=VALUE", help="with --corpus task:NAME: one task parameter (repeatable), e.g. "
+                                             "--task-param givens=35; values are read as integers, floats or "
+                                             "true/false, else text (TrainConfig.task_params)")
     p.set_defaults(func=_cmd_train)
     for register in _EXTRA_COMMANDS:
         register(sub)

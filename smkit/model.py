@@ -82,6 +82,7 @@ class DiffusionLM(nn.Module):
         self.tokenizer = tokenizer
         self.adapter: dict | None = None   # the PEFT adapter spec once `smkit.adapters.add_adapter` added one
         self.hf_source: dict | None = None  # how `smkit.from_hf` built this model (to rebuild its base)
+        self.train_config: dict | None = None  # the TrainConfig (as a dict) `smkit.train` trained it with, saved along
         if tokenizer is not None and config.backbone is not None:
             check_tokenizer(tokenizer, config.vocab_size, self.mask_id)
 
@@ -148,8 +149,9 @@ class DiffusionLM(nn.Module):
 
     @torch.no_grad()
     def validation_bound(self, blocks: torch.Tensor, soft_mask: bool = False, batch_size: int = 32,
-                         seed: int = 0, repeats: int = 1) -> float:
-        """Upper bound on NLL (nats/token) over `blocks`, fixed noise for a given seed; exp() is the PPL bound."""
+                         seed: int = 0, repeats: int = 1, fixed: torch.Tensor | None = None) -> float:
+        """Upper bound on NLL (nats/token) over `blocks`, fixed noise for a given seed; exp() is the PPL bound.
+        `fixed` [N, L] bool: positions never masked nor scored (the bound is then per free token)."""
         was_training = self.training
         self.eval()
         gen = torch.Generator().manual_seed(seed)
@@ -157,8 +159,10 @@ class DiffusionLM(nn.Module):
         for _ in range(repeats):
             for i in range(0, len(blocks), batch_size):
                 b = blocks[i:i + batch_size].to(self.device)
-                total += float(self.loss(b, soft_mask=soft_mask, generator=gen)) * b.numel()
-                n += b.numel()
+                f = None if fixed is None else fixed[i:i + batch_size].to(self.device)
+                count = b.numel() if f is None else int((~f).sum())
+                total += float(self.loss(b, soft_mask=soft_mask, generator=gen, fixed=f)) * count
+                n += count
         self.train(was_training)
         return total / n
 
@@ -195,6 +199,8 @@ class DiffusionLM(nn.Module):
                 extra_files(tmp)
             meta = {"model": _config_to_dict(replace(self.config, k=self.soft_mask.k)),
                     "backbone": self.backbone.config.to_dict(), "tied": tied, "soft_mask": self.soft_mask.values()}
+            if self.train_config is not None:
+                meta["train_config"] = self.train_config
             if self.config.backbone is None:
                 meta["backbone_class"] = type(self.backbone).__name__
                 meta["hf_source"] = self.hf_source
@@ -219,6 +225,7 @@ class DiffusionLM(nn.Module):
             tokenizer = load_tokenizer(path) if (Path(path) / "tokenizer.json").is_file() else None
         model = cls(cfg, backbone, tokenizer)
         model.hf_source = meta.get("hf_source")
+        model.train_config = meta.get("train_config") or meta.get("trainer", {}).get("train_config")
         tensors = ckpt.load_tensors(Path(path) / "model.safetensors")
         for alias, source in meta.get("tied", {}).items():
             tensors[alias] = tensors[source]

@@ -15,7 +15,7 @@ import math
 import os
 import time
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -30,6 +30,8 @@ from .model import DiffusionLM, ModelConfig
 from .precision import resolve_bf16
 from .progress import progress_bar
 from .schedules import EPS, SCHEDULES
+from .tasks.registry import is_task_corpus
+from .tasks.training import task_of
 from .train_data import prepare_data
 
 HISTORY_COLUMNS = ["step", "forward_passes", "loss", "soft_mask", "lr", "w_s", "w_a", "w_b", "tokens_per_s",
@@ -39,14 +41,16 @@ HISTORY_COLUMNS = ["step", "forward_passes", "loss", "soft_mask", "lr", "w_s", "
 @dataclass
 class TrainConfig:
     """Every field of `smkit train` (also settable from a YAML/JSON file)."""
-    corpus: str = "shakespeare"          # built-in (shakespeare, python), a local file/folder, or a datasets name
+    corpus: str = "shakespeare"          # built-in (shakespeare, python), a local file/folder, a datasets name, or task:NAME (an exact-answer task: smkit.tasks)
+    task_params: dict = field(default_factory=dict)  # corpus task:NAME: the task's parameters, e.g. {givens: 35} (CLI: --task-param givens=35, repeatable)
+    task_condition: bool = True          # corpus task:NAME: given cells never masked nor scored, as evaluation decodes (False: every position maskable)
     text_column: str = "text"            # column holding text, for datasets corpora
     streaming: bool = False              # read corpus as a stream (a datasets name or a local .jsonl/.json/.txt/.parquet/.csv file), tokenised and packed on the fly
     val_docs: int = 1000                 # streaming: documents at the head of the stream held out for validation
     shuffle_buffer: int = 10000          # streaming: documents in the seeded shuffle buffer (1: stream order)
     tokenizer: str = "bpe"               # bpe or char (trained here), or a pretrained tokenizer: a local folder or a hub id in the local cache ([MASK] appended if missing)
     vocab_size: int = 1024               # ids including [MASK]: the size a bpe tokenizer is trained to; must equal a pretrained tokenizer's
-    seq_len: int = 128                   # tokens per training block
+    seq_len: int = 128                   # tokens per training block (a task corpus sets it to its text length)
     val_fraction: float = 0.05           # share of documents held out for validation (in-memory corpora)
     backbone: str = "modernbert"         # modernbert (pre-norm, the default) or bert
     hidden_size: int = 256
@@ -91,6 +95,11 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         _check_types(self)
+        if is_task_corpus(self.corpus):  # one example per block: seq_len is the task's length; bad parameters fail here
+            check(not self.streaming, "streaming", self.streaming, "a task corpus is generated on the fly: set false")
+            self.seq_len = task_of(self).length
+        else:
+            check(not self.task_params, "task_params", self.task_params, "only for a task corpus (corpus='task:NAME')")
         check(self.tokenizer in TOKENIZER_KINDS or is_pretrained_tokenizer_name(self.tokenizer), "tokenizer",
               self.tokenizer, f"choose one of {TOKENIZER_KINDS}, or a pretrained tokenizer (a local folder or a hub id)")
         check(self.val_docs >= 1, "val_docs", self.val_docs, "must be >= 1")
@@ -237,7 +246,7 @@ class Trainer:
         if cfg.resume:
             ckpt.read_manifest(last)
             tokenizer = DiffusionLM.load_pretrained(last).tokenizer
-        tokenizer, self.batches, self.val_blocks = prepare_data(cfg, self.runtime, tokenizer)
+        tokenizer, self.batches, self.val_blocks, self.val_fixed = prepare_data(cfg, self.runtime, tokenizer)
         self.step, self.forward_passes, self.rows = 0, 0, []
         if cfg.resume:
             self._load(last)
@@ -249,6 +258,7 @@ class Trainer:
             self.model.to(self.device)
             self.optimizer = self.runtime.wrap(self.model, make_optimizer(self.model, cfg))
             self.ema = self._new_ema()
+        self.model.train_config = asdict(cfg)  # saved with the model (smkit.tasks.for_model reads it)
 
     # ------------------------------------------------------------------ state
     def base_record(self) -> dict | None:
@@ -304,6 +314,8 @@ class Trainer:
                 "intermediate_size", "soft_mask", "p_sm", "k", "schedule", "batch_size", "seed", "init_from"]
         if self.cfg.streaming or saved.get("streaming", False):
             same += ["streaming", "val_docs", "shuffle_buffer"]
+        if is_task_corpus(self.cfg.corpus):
+            same += ["task_params", "task_condition"]
         defaults = {f.name: f.default for f in fields(TrainConfig)}
         for name in same:
             if saved.get(name, defaults[name]) != getattr(self.cfg, name):
@@ -332,25 +344,29 @@ class Trainer:
         self.rows = [list(r) for r in hist[HISTORY_COLUMNS].itertuples(index=False)]
 
     # ------------------------------------------------------------------ loop
-    def _noise(self, batch: torch.Tensor, gen: torch.Generator, rows: slice):
+    def _noise(self, batch: torch.Tensor, gen: torch.Generator, rows: slice, fixed: torch.Tensor | None = None):
         """This process's rows of the global batch's noise. The generator draws for the whole global batch
         (its stream must not depend on the number of processes): the local rows sit in a zero tensor of the
-        global shape, and only they are kept."""
-        full = batch
+        global shape, and only they are kept. `fixed` (a task's givens) are never masked."""
+        full, full_fixed = batch, fixed
         if self.runtime.world_size > 1:
             full = batch.new_zeros(self.cfg.batch_size, batch.shape[1])
             full[rows] = batch
+            if fixed is not None:
+                full_fixed = fixed.new_zeros(self.cfg.batch_size, batch.shape[1])
+                full_fixed[rows] = fixed
         x_t, masked, weight = self.model.noise(full, generator=gen, t_min=self.cfg.t_min, t_max=self.cfg.t_max,
-                                               antithetic=self.cfg.antithetic)
+                                               antithetic=self.cfg.antithetic, fixed=full_fixed)
         return x_t[rows], masked[rows], weight[rows]
 
     def train_step(self) -> tuple[float, bool]:
         cfg, runtime = self.cfg, self.runtime
         gen = _step_generator(cfg.seed, self.step)
         rows = runtime.rows(cfg.batch_size)
-        batch = self.batches.take(gen, cfg.batch_size, rows).to(self.device)
+        batch, fixed = self.batches.take(gen, cfg.batch_size, rows)
+        batch, fixed = batch.to(self.device), None if fixed is None else fixed.to(self.device)
         use_sm = cfg.soft_mask and bool(torch.rand((), generator=gen) < cfg.p_sm)
-        noised = self._noise(batch, gen, rows)
+        noised = self._noise(batch, gen, rows, fixed)
         factor = _lr_factor(cfg, self.step, self._total_updates_estimate())
         for group in self.optimizer.param_groups:
             group["lr"] = (cfg.lr if group["name"] == "backbone" else cfg.sm_lr) * factor
@@ -366,7 +382,8 @@ class Trainer:
             with sync:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                     loss = runtime.call(lambda m: m.loss(batch[part], soft_mask=use_sm,
-                                                         noised=tuple(x[part] for x in noised)))
+                                                         noised=tuple(x[part] for x in noised),
+                                                         fixed=None if fixed is None else fixed[part]))
                 runtime.backward(loss if share == 1 else loss * share)
             loss_sum = loss.detach() if share == 1 else loss_sum + loss.detach() * share
         if cfg.grad_clip:
@@ -383,9 +400,9 @@ class Trainer:
         process computes the same numbers (same blocks, same noise)."""
         size = self.cfg.micro_batch_size or self.cfg.batch_size
         with self._ema_weights():
-            return self.runtime.call(lambda m: (m.validation_bound(self.val_blocks, soft_mask=False, batch_size=size),
-                                                m.validation_bound(self.val_blocks, soft_mask=True, batch_size=size)),
-                                     grad=False)
+            return self.runtime.call(lambda m: (
+                m.validation_bound(self.val_blocks, soft_mask=False, batch_size=size, fixed=self.val_fixed),
+                m.validation_bound(self.val_blocks, soft_mask=True, batch_size=size, fixed=self.val_fixed)), grad=False)
 
     def soft_mask_values(self) -> dict:
         return self.runtime.call(lambda m: m.soft_mask.values(), grad=False)
