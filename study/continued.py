@@ -1,0 +1,173 @@
+"""The continued-pretraining edition of the study: the four shipped twins, measured.
+
+    python study/continued.py measure [--models runs/continued] [--seeds 7001 7002 7003]
+    python study/continued.py report          # tables into docs/results.md, figures into docs/results/continued/
+
+`measure` writes docs/results/continued/measurements.json: per model the held-out nats/char (binary and SM
+inputs), the SM effect at L/4 steps with confidence unmasking over fresh decode seeds (first-pass lambda at
+still-masked positions, samples of 16 that change when SM is switched on), the entropy histogram at the
+positions still masked after the first pass, and the gradient that reaches the gate's three raw scalars.
+Models come from the training runs (configs/continued/run.sh) or, with --models shipped, from the package.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "results" / "continued"
+NAMES = {"shakespeare": ("shakespeare-sm", "shakespeare-binary"), "python": ("python-sm", "python-binary")}
+ENTROPY_BINS = [i * 0.5 for i in range(15)]  # nats, 0 .. 7 (ln 1024 = 6.93)
+
+
+def model_path(models: str, name: str) -> Path:
+    from smkit.model import PRETRAINED_DIR
+    return PRETRAINED_DIR / name if models == "shipped" else Path(models) / name / "model"
+
+
+def gate_gradient(model, blocks: torch.Tensor, seed: int = 0) -> dict:
+    """d(SM loss)/d(raw gate scalars) on held-out blocks: the direction training pushes the gate."""
+    model.zero_grad(set_to_none=True)
+    loss = model.loss(blocks, soft_mask=True, generator=torch.Generator().manual_seed(seed))
+    loss.backward()
+    sm = model.soft_mask
+    out = {n: float(getattr(sm, n).grad) for n in ("raw_scale", "raw_centre", "raw_steepness")}
+    model.zero_grad(set_to_none=True)
+    return out
+
+
+def first_pass_entropy(model, num_samples: int, seed: int) -> list[float]:
+    """Entropy (nats) at the positions still masked after the first decoding pass (L/4 steps, confidence)."""
+    import smkit
+    g = smkit.generate(model, num_samples=num_samples, length=model.config.seq_len, steps=model.config.seq_len // 4,
+                       strategy="confidence", soft_mask=True, seed=seed)
+    first = g.trace[0]
+    return first.entropy[first.masked].tolist()
+
+
+def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
+    import smkit
+    from smkit.data import load_corpus, pack_blocks, split_documents
+    from smkit.metrics import heldout_nats_per_char, soft_mask_effect
+    model = smkit.load_pretrained(path)
+    effects = [soft_mask_effect(model, num_samples=16, strategy="confidence", seed=s) for s in seeds]
+    entropies = sum((first_pass_entropy(model, 16, s) for s in seeds), [])
+    hist = pd.cut(pd.Series(entropies), ENTROPY_BINS + [math.inf], right=False).value_counts(sort=False)
+    _, val = split_documents(load_corpus(corpus))
+    blocks = pack_blocks(val, model.tokenizer, model.config.seq_len)[:32]
+    return {
+        "path": str(path), "soft_mask": model.soft_mask.values(),
+        "nats_per_char_binary": heldout_nats_per_char(model, corpus, soft_mask=False),
+        "nats_per_char_sm": heldout_nats_per_char(model, corpus, soft_mask=True),
+        "effect": [{k: v for k, v in e.items() if not k.startswith("texts")} for e in effects],
+        "example": {"sm": effects[0]["texts_sm"][0], "binary": effects[0]["texts_binary"][0]},
+        "entropy_histogram": {"bins": ENTROPY_BINS, "counts": hist.tolist()},
+        "mean_entropy_masked": sum(entropies) / max(1, len(entropies)),
+        "gate_gradient": gate_gradient(model.train(), blocks),
+    }
+
+
+def cmd_measure(args) -> None:
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "measurements.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    for corpus, names in NAMES.items():
+        for name in names:
+            p = model_path(args.models, name)
+            if not (p / "smkit.json").is_file():
+                print(f"{name}: no model at {p} yet, skipped")
+                continue
+            results[name] = {"corpus": corpus, "seeds": args.seeds, **measure_model(p, corpus, args.seeds)}
+            r = results[name]
+            print(f"{name}: {r['nats_per_char_binary']:.3f} / {r['nats_per_char_sm']:.3f} nats/char (binary/SM "
+                  f"inputs); mean lambda {[round(e['mean_lambda'], 4) for e in r['effect']]}, changed "
+                  f"{[e['changed'] for e in r['effect']]} of 16", flush=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1) + "\n")
+            os.replace(tmp, path)
+
+
+def curves(models: Path) -> pd.DataFrame:
+    frames = []
+    for names in NAMES.values():
+        for name in names:
+            f = models / name / "metrics.csv"
+            if f.is_file():
+                frames.append(pd.read_csv(f).assign(model=name))
+    return pd.concat(frames) if frames else pd.DataFrame()
+
+
+def _mean_sd(values) -> str:
+    s = pd.Series(values, dtype=float)
+    return f"{s.mean():.3f} ± {s.std(ddof=1):.3f}" if len(s) > 1 else f"{s.mean():.3f}"
+
+
+def table_models(results: dict) -> str:
+    lines = ["| model | held-out nats/char, binary inputs | SM inputs | w_s | w_b | w_a | mean lambda after pass 1 "
+             "(L/4, confidence) | samples changed by SM (of 16) | entropy at masked positions (nats) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        w = r["soft_mask"]
+        lam = _mean_sd([e["mean_lambda"] for e in r["effect"]])
+        changed = ", ".join(str(e["changed"]) for e in r["effect"])
+        lines.append(f"| {name} | {r['nats_per_char_binary']:.3f} | {r['nats_per_char_sm']:.3f} | {w['scale']:.4f} | "
+                     f"{w['centre']:.3f} | {w['steepness']:.3f} | {lam} | {changed} | {r['mean_entropy_masked']:.2f} |")
+    return "\n".join(lines)
+
+
+def table_iso(c: pd.DataFrame) -> str:
+    """Validation bounds at the same updates and at the same forward passes (from the runs' records)."""
+    lines = ["| corpus | SM model: updates / forward passes / bound (SM inputs) | binary at the same updates | "
+             "binary at the same forward passes |", "|---|---|---|---|"]
+    for corpus, (sm_name, bin_name) in NAMES.items():
+        sm, b = c[c.model == sm_name].dropna(subset=["val_bound"]), c[c.model == bin_name].dropna(subset=["val_bound"])
+        if sm.empty or b.empty:
+            continue
+        last = sm.iloc[-1]
+        same_updates = b[b.step == last.step]
+        nearest = b.iloc[(b.forward_passes - last.forward_passes).abs().argsort()[:1]]
+        su = f"{same_updates.val_bound.iloc[0]:.3f}" if len(same_updates) else "n/a"
+        at = nearest.iloc[0]
+        lines.append(f"| {corpus} | {int(last.step)} / {int(last.forward_passes)} / {last.val_bound_sm:.3f} | {su} | "
+                     f"{at.val_bound:.3f} (binary at {int(at.forward_passes)} passes: the SM run's budget exceeds the "
+                     f"binary run's, so this is its final bound) |" if at.forward_passes < last.forward_passes else
+                     f"| {corpus} | {int(last.step)} / {int(last.forward_passes)} / {last.val_bound_sm:.3f} | {su} | "
+                     f"{at.val_bound:.3f} (at {int(at.forward_passes)} passes) |")
+    return "\n".join(lines)
+
+
+def cmd_report(args) -> None:
+    sys.path.insert(0, str(ROOT / "study"))
+    from report import refresh
+    results = json.loads((OUT / "measurements.json").read_text())
+    c = curves(Path(args.models))
+    if not c.empty:
+        c.to_csv(OUT / "curves.csv", index=False)
+    refresh(ROOT / "docs" / "results.md", {"continued-models": table_models(results),
+                                            "continued-iso": table_iso(c) if not c.empty else "n/a"})
+    print("wrote docs/results.md (continued-models, continued-iso), docs/results/continued/curves.csv")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--models", default=str(ROOT / "runs" / "continued"), help="runs folder, or 'shipped'")
+    m.add_argument("--seeds", type=int, nargs="+", default=[7001, 7002, 7003], help="fresh decode seeds")
+    m.add_argument("--threads", type=int, default=1)
+    r = sub.add_parser("report")
+    r.add_argument("--models", default=str(ROOT / "runs" / "continued"))
+    args = ap.parse_args(argv)
+    {"measure": cmd_measure, "report": cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
