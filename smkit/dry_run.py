@@ -9,7 +9,8 @@ What it does, in order (any failure is an error naming the field):
 4. trains `steps` updates of the same architecture (the full-size model, real weights) on CPU through the same
    data path (streamed when the recipe streams) with a tiny local sample (documents from the built-in
    Shakespeare corpus) and a byte-level BPE trained on it, one block per update, then evaluates, writes its
-   checkpoint and final model into a temporary folder, checks both and deletes the folder.
+   checkpoint and final model into a temporary folder, checks both and deletes the folder. A task corpus
+   ("task:NAME") is generated here, so it trains on its own examples and its own character tokenizer.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from .config import ConfigError, check
 from .data import (BUILTIN_CORPORA, TOKENIZER_KINDS, DataError, load_corpus, load_pretrained_tokenizer,
                    load_tokenizer)
 from .distributed import launched_world_size
+from .tasks.registry import is_task_corpus
+from .tasks.training import task_of
 from .train import TrainConfig
 
 SAMPLE_DOCS = 30
@@ -56,8 +59,9 @@ def count_parameters(cfg: TrainConfig) -> int:
     """Parameters of the model `cfg` describes, at its configured vocabulary, without allocating them."""
     from .model import DiffusionLM
 
+    vocab = len(task_of(cfg).tokenizer()) if is_task_corpus(cfg.corpus) else None  # a task: its own tokenizer
     with torch.device("meta"):
-        model = DiffusionLM(cfg.model_config())
+        model = DiffusionLM(cfg.model_config(vocab))
     return sum(p.numel() for p in model.parameters())
 
 
@@ -77,7 +81,9 @@ def _check_sources(cfg: TrainConfig) -> list[str]:
                     raise
                 notes.append(f"tokenizer={cfg.tokenizer!r} not checked: not in this machine's cache (nothing is "
                              f"downloaded)")
-    if Path(cfg.corpus).expanduser().exists():
+    if is_task_corpus(cfg.corpus):
+        pass  # generated here: nothing to open
+    elif Path(cfg.corpus).expanduser().exists():
         if cfg.streaming:
             from .streaming import open_stream
             open_stream(cfg.corpus, cfg.text_column)
@@ -124,11 +130,11 @@ def dry_run(config: TrainConfig | dict, processes: int = 1, steps: int = 2) -> D
     notes = _check_sources(cfg)
     with tempfile.TemporaryDirectory(prefix="smkit-dry-run-") as tmp:
         tmp = Path(tmp)
-        sample = _write_sample(tmp, cfg.streaming)
-        tiny = replace(cfg, corpus=str(sample), text_column="text", tokenizer="bpe", vocab_size=SAMPLE_VOCAB,
-                       val_docs=SAMPLE_VAL_DOCS, shuffle_buffer=min(cfg.shuffle_buffer, 8), batch_size=1,
-                       micro_batch_size=None, steps=steps, forward_budget=None, eval_every=0, eval_blocks=1,
-                       checkpoint_every=0, log_every=1, out_dir=str(tmp / "run"), device="cpu", resume=False,
+        source = {} if is_task_corpus(cfg.corpus) else dict(
+            corpus=str(_write_sample(tmp, cfg.streaming)), text_column="text", tokenizer="bpe",
+            vocab_size=SAMPLE_VOCAB, val_docs=SAMPLE_VAL_DOCS, shuffle_buffer=min(cfg.shuffle_buffer, 8))
+        tiny = replace(cfg, **source, batch_size=1, micro_batch_size=None, steps=steps, forward_budget=None,
+                       eval_every=0, eval_blocks=1, checkpoint_every=0, log_every=1, out_dir=str(tmp / "run"), device="cpu", resume=False,
                        progress=False, threads=cfg.threads or 1)
         result = Trainer(tiny).run()
         meta = ckpt.read_manifest(tmp / "run" / "last")

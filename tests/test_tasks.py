@@ -295,6 +295,27 @@ def test_cli_trains_on_a_task_with_task_params(tmp_path, capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
+def test_task_run_resumes_exactly(tmp_path):
+    kw = dict(corpus="task:dyck", task_params={"length": 8, "given": 2}, hidden_size=16, num_layers=1, num_heads=2,
+              intermediate_size=32, batch_size=8, warmup_steps=2, eval_every=0, eval_blocks=4, log_every=1,
+              checkpoint_every=0, progress=False, soft_mask=True, p_sm=0.5)
+    full = smkit.train(**kw, steps=4, out_dir=str(tmp_path / "full"))
+    smkit.train(**kw, steps=2, out_dir=str(tmp_path / "cut"))
+    resumed = smkit.train(**kw, steps=4, resume=True, out_dir=str(tmp_path / "cut"))
+    assert list(resumed.history.loss) == pytest.approx(list(full.history.loss), abs=1e-6)
+    with pytest.raises(ConfigError, match="task_params=.*differs from the checkpoint"):
+        smkit.train(**{**kw, "task_params": {"length": 8, "given": 3}}, steps=5, resume=True,
+                    out_dir=str(tmp_path / "cut"))
+
+
+def test_dry_run_trains_on_the_task_itself():
+    from smkit.dry_run import dry_run
+    report = dry_run(TrainConfig(corpus="task:add", task_params={"digits": 2}, hidden_size=16, num_layers=1,
+                                 num_heads=2, intermediate_size=32))
+    assert report.sample_vocab == len(tasks.get("add").tokenizer()) and report.updates == 2
+    assert not report.notes
+
+
 def test_parse_param_reads_numbers_and_flags():
     assert tasks.parse_param("givens=35") == ("givens", 35)
     assert tasks.parse_param("given=0.25") == ("given", 0.25)
