@@ -15,15 +15,30 @@ SIZE = 9
 DIGITS = "123456789"
 
 
+RESTART_AFTER = 2000   # cells tried before a fill starts over with fresh random orders (cuts the rare long searches)
+
+
 def random_grid(rng: np.random.Generator) -> list[int]:
     """A uniformly varied valid full grid (81 digits, row-major) by randomised backtracking."""
+    while True:
+        grid = _fill(rng)
+        if grid is not None:
+            return grid
+
+
+def _fill(rng: np.random.Generator) -> list[int] | None:
+    """One randomised backtracking search; None when it tried RESTART_AFTER cells without finishing."""
     grid = [0] * 81
     rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
     orders = rng.permuted(np.tile(np.arange(1, 10), (81, 1)), axis=1).tolist()
+    budget = [RESTART_AFTER]
 
     def fill(i: int) -> bool:
         if i == 81:
             return True
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
         r, c = divmod(i, 9)
         b = (r // 3) * 3 + c // 3
         used = rows[r] | cols[c] | boxes[b]
@@ -43,8 +58,7 @@ def random_grid(rng: np.random.Generator) -> list[int]:
         grid[i] = 0
         return False
 
-    fill(0)
-    return grid
+    return grid if fill(0) else None
 
 
 def grid_text(grid) -> str:
