@@ -27,11 +27,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class NotebookError(SmkitError, RuntimeError):
-    """A cell of the notebook raised; `cell` is its execution count, `ename`/`evalue` the error."""
+    """A cell of the notebook raised; `cell` is its execution count, `ename`/`evalue` the error, `traceback`
+    its text. The message is one line when the cell raised one of smkit's own errors (a bad parameter: the
+    message says it all); any other error's message carries the traceback."""
 
-    def __init__(self, message: str, result: "RunResult", ename: str = "", evalue: str = "", cell=None):
+    def __init__(self, message: str, result: "RunResult", ename: str = "", evalue: str = "", cell=None,
+                 traceback: str = ""):
         super().__init__(message)
-        self.result, self.ename, self.evalue, self.cell = result, ename, evalue, cell
+        self.result, self.ename, self.evalue, self.cell, self.traceback = result, ename, evalue, cell, traceback
 
 
 @dataclass
@@ -129,6 +132,21 @@ def export_html(notebook, html_path=None) -> Path:
     return html_path
 
 
+def _smkit_error_names() -> set[str]:
+    """Names of SmkitError and its subclasses; a cell's error arrives as a name only."""
+    try:
+        import smkit  # noqa: F401  (defines the error classes; only needed once a cell has failed)
+        import smkit.judge  # noqa: F401
+    except Exception:  # a broken install still reports the cell's error, with its traceback
+        pass
+    names, todo = set(), [SmkitError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
 def _error_of(nb) -> tuple[str, str, object, str]:
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -136,6 +154,17 @@ def _error_of(nb) -> tuple[str, str, object, str]:
                 tb = _ANSI.sub("", "\n".join(out.get("traceback", [])))
                 return out.get("ename", ""), out.get("evalue", ""), cell.get("execution_count"), tb
     return "", "", None, ""
+
+
+def _kernel_config():
+    """Encrypt the kernel's local TCP channels (CurveZMQ) where pyzmq and the kernelspec support it, as the
+    kernel's own "running over TCP without encryption" warning, printed at every start, asks."""
+    import zmq
+    from jupyter_client import KernelManager
+    from traitlets.config import Config
+    if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
 
 
 def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: str | None = None,
@@ -168,7 +197,7 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
     try:
         pm.execute_notebook(str(notebook), str(out_nb), parameters=parameters, kernel_name=kernel,
                             progress_bar=progress, log_output=log_output, cwd=cwd, store_widget_state=False,
-                            execution_timeout=timeout)
+                            execution_timeout=timeout, config=_kernel_config())
     except PapermillExecutionError as err:
         failure = err
     finally:
@@ -182,8 +211,9 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
     if failure is not None:
         ename, evalue, count, tb = _error_of(nbformat.read(str(out_nb), as_version=4))
         ename, evalue = ename or failure.ename, evalue or failure.evalue
-        raise NotebookError(f"{notebook.name}: cell [{count if count is not None else failure.exec_count}] "
-                            f"raised {ename}: {evalue}\n{tb}".rstrip(), result, ename, evalue, count)
+        line = f"{notebook.name}: cell [{count if count is not None else failure.exec_count}] raised {ename}: {evalue}"
+        message = line if ename in _smkit_error_names() else f"{line}\n{tb}".rstrip()
+        raise NotebookError(message, result, ename, evalue, count, tb)
     return result
 
 
