@@ -412,3 +412,20 @@ def test_for_model_round_trips(sort_model, tmp_path, tiny_model):
     tiny_model.train_config = {"corpus": "shakespeare"}
     with pytest.raises(TaskError, match="trained on corpus='shakespeare', not on a task"):
         tasks.for_model(tiny_model)
+
+
+def test_sweep_gives_one_row_per_point_matching_evaluate(sort_model):
+    m = sort_model.model
+    frame = tasks.sweep({"sorter": m, "sorter-sm": (m, True)}, n=12, cells_per_step=(1, 3),
+                        strategies=("random", "margin"), seed=2)
+    assert len(frame) == 2 * 2 * 2
+    assert set(frame.steps) == {3, 1}  # 3 cells to fill: 1 per step -> 3 steps, 3 per step -> 1 step
+    assert not frame[frame.model == "sorter"].soft_mask.any() and frame[frame.model == "sorter-sm"].soft_mask.all()
+    row = frame[(frame.model == "sorter") & (frame.strategy == "margin") & (frame.cells_per_step == 1)].iloc[0]
+    direct = tasks.evaluate(m, n=12, steps=3, strategy="margin", soft_mask=False, seed=2)
+    assert (row.accuracy, row.ci_low, row.ci_high, row.nfe) == (direct.accuracy, direct.ci_low, direct.ci_high,
+                                                                direct.nfe)
+    fig = tasks.sweep_figure(frame)
+    assert len(fig.data) == 2 * 2 and list(fig.data[0].x) == [1, 3]
+    with pytest.raises(TaskError, match="cells_per_step"):
+        tasks.sweep({"m": m}, n=2, cells_per_step=(0,))

@@ -17,6 +17,7 @@ Training streams and evaluations never share a puzzle: see `smkit.tasks.base` (t
 from .base import MASK, SPLITS, Example, Task, TaskError, split_of
 from .evaluate import TaskEval, evaluate, wilson_interval
 from .registry import TASKS, for_model, get, is_task_corpus, parse_param
+from .sweep import ORDER_STRATEGIES, sweep, sweep_figure
 
 __all__ = ["TASKS", "get", "for_model", "evaluate", "TaskEval", "wilson_interval", "Task", "Example", "TaskError",
-           "MASK", "SPLITS", "split_of", "is_task_corpus", "parse_param"]
+           "MASK", "SPLITS", "split_of", "is_task_corpus", "parse_param", "sweep", "sweep_figure", "ORDER_STRATEGIES"]
