@@ -3,6 +3,7 @@ trace's own numbers (colours, heatmap marker, bar heights, curves). The traces c
 on a tiny model; the expected values are computed here from the trace's StepRecords, not by the widgets."""
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,7 +21,7 @@ pytest.importorskip("plotly")
 pytest.importorskip("anywidget")
 
 from smkit.widgets import Compare, LiveDecoder, TraceExplorer, compare  # noqa: E402
-from smkit.widgets.data import MASK_COLOUR, SOFT_COLOUR, SOFT_MIN_LAMBDA, STATE_COLOURS, blend  # noqa: E402
+from widget_expect import _np, expected_colours  # noqa: E402
 
 TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
         "arrows of outrageous fortune, or to take arms against a sea of troubles. ") * 4
@@ -43,30 +44,6 @@ def gen(model):
 
 def _rec(trace, step):
     return trace[step]
-
-
-def _np(x):
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-
-
-def expected_colours(rec, sample, mask_id):
-    tokens, lam = _np(rec.tokens)[sample], _np(rec.lam)[sample]
-    fixed, rev, rem = _np(rec.fixed)[sample], _np(rec.revealed)[sample], _np(rec.remasked)[sample]
-    out = []
-    for p in range(tokens.shape[0]):
-        if fixed[p]:
-            out.append(STATE_COLOURS["fixed"])
-        elif rev[p]:
-            out.append(STATE_COLOURS["revealed"])
-        elif rem[p]:
-            out.append(STATE_COLOURS["remasked"])
-        elif tokens[p] == mask_id and lam[p] >= SOFT_MIN_LAMBDA:
-            out.append(blend(MASK_COLOUR, SOFT_COLOUR, [lam[p]])[0])
-        elif tokens[p] == mask_id:
-            out.append(STATE_COLOURS["masked"])  # lambda < 1e-3: shown as plain masked
-        else:
-            out.append(STATE_COLOURS["decoded"])
-    return out
 
 
 def test_step_sets_strip_colours_labels_and_marker(model, gen):
@@ -193,15 +170,43 @@ def test_repr_is_deterministic(model, gen):
     assert "0x" not in repr(ex.strip)
 
 
+def page_data(path) -> dict:
+    """The JSON a written page embeds for its JavaScript (the `smkit-data` script element)."""
+    text = open(path, encoding="utf-8").read()
+    head = '<script type="application/json" id="smkit-data">'
+    start = text.index(head) + len(head)
+    return json.loads(text[start:text.index("</script>", start)].replace("<\\/", "</"))
+
+
 def test_to_html_is_a_standalone_page(model, gen, tmp_path):
+    import plotly.offline
+    from smkit.softmask import mixture_weights
     ex = TraceExplorer(gen.trace, model=model, step=3)
     path = ex.to_html(tmp_path / "page.html")
     text = open(path, encoding="utf-8").read()
-    assert text.startswith("<!DOCTYPE html>") and "smkit-data" in text and "Plotly.newPlot" in text
-    assert "<script src=\"https://cdn.plot.ly" not in text and len(text) > 1_000_000  # plotly.js inline: offline
-    small = ex.to_html(tmp_path / "cdn.html", include_plotlyjs="cdn")
-    assert os.path.getsize(small) < 1_000_000
+    assert text.startswith("<!DOCTYPE html>") and "Plotly.newPlot" in text
+    assert f"<script>{plotly.offline.get_plotlyjs()}</script>" in text  # plotly.js inline: works offline
+    assert '<script src="https://cdn.plot.ly' not in text
+    small = open(ex.to_html(tmp_path / "cdn.html", include_plotlyjs="cdn"), encoding="utf-8").read()
+    cdn = f'<script src="https://cdn.plot.ly/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"></script>'
+    assert cdn in small and plotly.offline.get_plotlyjs() not in small
     assert ex.to_html(tmp_path / "again.html") and open(tmp_path / "again.html").read() == text  # deterministic
+    # the page shows the SM mixture weights Python computes (smkit.softmask.mixture_weights), one per
+    # (step, position) still masked after the step, null elsewhere; its JavaScript recomputes nothing
+    page = page_data(path)["views"][0]
+    k = model.soft_mask.k
+    for s in range(S):
+        rec = _rec(gen.trace, s)
+        tokens, lam, probs = _np(rec.tokens)[0], _np(rec.lam)[0], _np(rec.topk_probs)[0]
+        for p in range(L):
+            shown = page["mixture"][s][p]
+            if tokens[p] != model.mask_id:
+                assert shown is None
+                continue
+            expect = mixture_weights(torch.tensor(lam[p], dtype=torch.float64),
+                                     torch.tensor(probs[p, :k], dtype=torch.float64).log())
+            np.testing.assert_allclose(shown, expect.numpy(), atol=1e-6)
+            assert len(shown) == k + 1
 
 
 def test_compare_shares_the_step_axis(model, gen, tmp_path):
@@ -226,7 +231,12 @@ def test_compare_shares_the_step_axis(model, gen, tmp_path):
     for p in range(L):
         assert (row[p] is None) if not mb[p] else abs(row[p] - ent[p]) < 1e-3
     assert repr(cmp) == "Compare(names=('binary', 'SM'), steps=[8, 16], length=[32, 32], sample=0, step=12, field='entropy')"
-    assert os.path.getsize(cmp.to_html(tmp_path / "cmp.html", include_plotlyjs=False)) > 1000
+    page = page_data(cmp.to_html(tmp_path / "cmp.html", include_plotlyjs=False))
+    assert (page["steps"], page["step"], page["strips"]) == (S, 12, [0, 1])
+    for shown, trace in zip(page["views"], (short.trace, gen.trace)):
+        assert shown["tokens"] == _np(trace.tokens)[:, 0].tolist()  # each view holds its own trace's steps
+    assert [v["titles"][12].split(" \u00b7 ")[:2] for v in page["views"]] == [["binary", "step 8/8"],
+                                                                             ["SM", "step 13/16"]]
 
 
 def test_live_decoder_consumes_the_step_iterator(model, gen, tmp_path):
@@ -241,8 +251,8 @@ def test_live_decoder_consumes_the_step_iterator(model, gen, tmp_path):
     assert live.views.step == 3
     assert live.views.strip.colours == expected_colours(_rec(single.trace, 3), 0, model.mask_id)
     assert repr(live) == "LiveDecoder(length=32, steps=16, strategy='confidence', k=3, soft_mask=True, received=16)"
-    page = live.to_html(tmp_path / "live.html", include_plotlyjs=False)
-    assert "smkit-data" in open(page, encoding="utf-8").read()
+    page = page_data(live.to_html(tmp_path / "live.html", include_plotlyjs=False))["views"][0]
+    assert page["S"] == S and page["tokens"] == _np(single.trace.tokens)[:, 0].tolist()
 
 
 def test_live_decoder_stop_and_thread(model):

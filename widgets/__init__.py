@@ -2,10 +2,14 @@
 
     from smkit.widgets import TraceExplorer, LiveDecoder, compare
     TraceExplorer(g.trace, model=m)      # scrub a recorded decode
+    TraceExplorer(g.trace, model=m, layout="auto")   # a 9x9 board for sudoku traces (see `layouts`)
     LiveDecoder(m)                       # decode step by step, views update as steps arrive
     compare(trace_a, trace_b, model=m)   # two decodes on one step axis
-    widget.to_html("page.html")          # a standalone page, no kernel needed
+    widget.to_html("page.html")          # a standalone page, no kernel needed (`export` builds it)
+    figures.heatmaps_figure([sample_view(g.trace, 0, model=m)], step)   # static plotly figures
 
+The package exports what a notebook needs; the pieces (TokenStrip, CellGrid, PlotMarkers, STATE_COLOURS,
+...) stay importable from their modules (`smkit.widgets.token_strip`, `.cell_grid`, `.overlay`, `.data`).
 Needs the `widgets` extra: pip install "smkit[widgets]".
 """
 from __future__ import annotations
@@ -13,15 +17,20 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "TraceExplorer": "explorer", "StepViews": "explorer", "LiveDecoder": "live", "Compare": "comparison",
-    "compare": "comparison", "TokenStrip": "token_strip", "SampleView": "data", "sample_view": "data",
-    "STATES": "data", "STATE_COLOURS": "data", "PlotMarkers": "overlay", "figures": None, "export": None,
+    "TraceExplorer": "explorer", "LiveDecoder": "live", "Compare": "comparison", "compare": "comparison",
+    "SampleView": "data", "sample_view": "data", "figures": None, "export": None, "layouts": None,
 }
 
 __all__ = sorted(_EXPORTS)
 
+# internals the package once exported: where they live
+_INTERNALS = {"PlotMarkers": "overlay", "STATE_COLOURS": "data", "STATES": "data", "TokenStrip": "token_strip",
+              "StepViews": "explorer"}
+
 
 def __getattr__(name: str):
+    if name in _INTERNALS:
+        raise AttributeError(f"smkit.widgets.{name} is internal: import it from smkit.widgets.{_INTERNALS[name]}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'smkit.widgets' has no attribute {name!r}")
     try:

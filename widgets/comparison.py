@@ -10,7 +10,8 @@ import ipywidgets as W
 
 from . import figures as F
 from .data import sample_view
-from .explorer import overlaid
+from .export import compare_page, write_page
+from .overlay import overlaid
 from .token_strip import TokenStrip
 
 
@@ -112,7 +113,6 @@ class Compare(W.VBox):
 
     def to_html(self, path, include_plotlyjs=True) -> str:
         """A standalone page (no kernel): both strips, the heatmaps and the per-step curves on one slider."""
-        from .export import compare_page, write_page
         return write_page(path, compare_page(self.views, list(self.names), self._step, self._field),
                           include_plotlyjs)
 

@@ -49,12 +49,21 @@ def display_token(text: str) -> str:
     return text.replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5").replace("\r", "")
 
 
-def vocab_labels(tokenizer, vocab_size: int, mask_id: int | None) -> list[str]:
-    """Display text of every id: the tokenizer's decoding of the single id, or `#id` without a tokenizer."""
+def vocab_texts(tokenizer, vocab_size: int, mask_id: int | None) -> list[str]:
+    """Raw text of every id: the tokenizer's decoding of the single id ("\n" stays a newline), `#id` without
+    a tokenizer, "[MASK]" for the mask id."""
     if tokenizer is None:
-        labels = [f"#{i}" for i in range(vocab_size)]
+        texts = [f"#{i}" for i in range(vocab_size)]
     else:
-        labels = [display_token(tokenizer.decode([i])) for i in range(vocab_size)]
+        texts = [tokenizer.decode([i]) for i in range(vocab_size)]
+    if mask_id is not None and 0 <= mask_id < vocab_size:
+        texts[mask_id] = MASK_LABEL
+    return texts
+
+
+def vocab_labels(tokenizer, vocab_size: int, mask_id: int | None) -> list[str]:
+    """Display text of every id: its raw text made visible in one line (see `display_token`)."""
+    labels = [display_token(t) for t in vocab_texts(tokenizer, vocab_size, mask_id)]
     if mask_id is not None and 0 <= mask_id < vocab_size:
         labels[mask_id] = MASK_LABEL
     return labels
@@ -89,6 +98,7 @@ class SampleView:
     k: int  # candidates in the SM mixture (the first k of the trace's top-k)
     soft_mask: dict | None = None  # {'scale', 'centre', 'steepness', 'k'} when known
     sample: int = 0
+    vocab_text: list[str] | None = None  # raw text of every id (labels are made visible; these are not)
     _codes: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------ shape
@@ -163,6 +173,11 @@ class SampleView:
                        f"H={ent[p]:.2f} | top-{self.k_trace}: {cands}")
         return out
 
+    def texts(self, step: int) -> list[str]:
+        """Raw text of every position after `step` ("[MASK]" where still masked); `texts(-1)`: the end."""
+        vocab = self.vocab_text if self.vocab_text is not None else self.labels
+        return [vocab[int(t)] for t in self.tokens[step]]
+
     def counts(self, step: int) -> dict:
         codes = self.state_codes(step)
         return {s: int((codes == i).sum()) for i, s in enumerate(STATES)}
@@ -183,6 +198,15 @@ class SampleView:
         weights = mixture_weights(torch.tensor(float(self.lam[step, pos]), dtype=torch.float64), probs.log())
         names = [MASK_LABEL] + [f"{r + 1}: {self.labels[int(i)]}" for r, i in enumerate(self.topk_ids[step, pos, : self.k])]
         return names, weights.tolist()
+
+    def mixture_table(self) -> np.ndarray:
+        """[S, L, k+1] the weights `mixture` gives at every (step, position): NaN where the position is not
+        masked after the step (there the exact token goes in, weight 1). One call of smkit's formula."""
+        import torch
+        from smkit.softmask import mixture_weights
+        probs = torch.as_tensor(self.topk_probs[..., : self.k], dtype=torch.float64)
+        weights = mixture_weights(torch.as_tensor(self.lam, dtype=torch.float64), probs.log()).numpy()
+        return np.where((self.tokens == self.mask_id)[..., None], weights, np.nan)
 
     def reveal_step(self, pos: int) -> int | None:
         """The last step at which `pos` was revealed, or None."""
@@ -231,6 +255,13 @@ def trace_soft_mask(trace) -> dict | None:
 
 def num_samples(trace) -> int:
     return int(_np(trace.tokens).shape[1])
+
+
+def final_texts(trace, vocab_text: list[str]) -> list[str]:
+    """Every sample's text after the trace's last step: the raw text of its tokens (`SampleView.vocab_text`)."""
+    tokens = _np(trace.tokens)
+    last = tokens[-1] if tokens.ndim == 3 else tokens  # a Trace [S, B, L] or one StepRecord [B, L]
+    return ["".join(vocab_text[int(t)] for t in row) for row in last]
 
 
 def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int | None = None,
@@ -288,4 +319,4 @@ def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int
                       entropy=arrays["entropy"].astype(np.float64), topk_ids=arrays["topk_ids"].astype(np.int64),
                       topk_probs=arrays["topk_probs"].astype(np.float64), t=t.astype(np.float64), nfe=nfe,
                       mask_id=int(mask_id), labels=vocab_labels(tokenizer, vocab, int(mask_id)), k=k,
-                      soft_mask=soft_mask, sample=sample)
+                      soft_mask=soft_mask, sample=sample, vocab_text=vocab_texts(tokenizer, vocab, int(mask_id)))

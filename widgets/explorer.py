@@ -10,36 +10,27 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from . import figures as F
-from .data import SampleView, num_samples, sample_view
-from .overlay import PlotMarkers
+from .cell_grid import CellGrid
+from .data import SampleView, final_texts, num_samples, sample_view
+from .export import explorer_page, write_page
+from .layouts import Layout, get_layout, token_strip
+from .overlay import overlaid
+from .titles import step_title
 from .token_strip import TokenStrip
 
 
 SMALL_WIDTH = 320  # px: three small figures side by side fill a JupyterLab output area
 
 
-def overlaid(fig: go.Figure) -> tuple[go.FigureWidget, PlotMarkers]:
-    """A FigureWidget of `fig` without its shapes, and an overlay drawing those shapes over it."""
-    shapes = [sh.to_plotly_json() for sh in fig.layout.shapes]
-    fig.layout.shapes = []
-    widget = go.FigureWidget(fig)
-    return widget, PlotMarkers.on(widget, shapes)
-
-
-def step_title(v: SampleView, s: int) -> str:
-    """The line above the token strip: where we are and how many positions are in each state."""
-    c = v.counts(s)
-    return (f"sample {v.sample} \u00b7 step {s + 1}/{v.num_steps} \u00b7 t={v.t[s]:.3f} \u00b7 nfe {int(v.nfe[s])}"
-            f" \u00b7 masked {c['masked'] + c['soft'] + c['remasked']} (soft {c['soft']})"
-            f" \u00b7 revealed {c['revealed']}")
-
-
 class StepViews:
-    """The views of one SampleView at one (step, position); `show` moves them, `redraw` replaces the data."""
+    """The views of one SampleView at one (step, position); `show` moves them, `redraw` replaces the data.
 
-    def __init__(self, view: SampleView, step: int = 0, position: int = -1):
-        self.view, self.step, self.position = view, step, position
-        self.strip = TokenStrip(selected=position)
+    `cells` shows the sample's positions as `layout` places them (layouts.py): a TokenStrip for the token
+    strip, a CellGrid for any other layout (a sudoku board)."""
+
+    def __init__(self, view: SampleView, step: int = 0, position: int = -1, layout: Layout = token_strip):
+        self.view, self.step, self.position, self.layout = view, step, position, layout
+        self.cells = TokenStrip(selected=position) if layout is token_strip else CellGrid(layout, selected=position)
         self.heatmaps, self.heat_marks = overlaid(F.heatmaps_figure([view], step, position))
         self.mixture = go.FigureWidget(F.mixture_figure(view, step, position))
         self.trajectory, self.traj_marks = overlaid(F.trajectory_figure(view, step, position))
@@ -47,12 +38,17 @@ class StepViews:
         with self.lambda_h.batch_update():  # its points are drawn by the overlay, not by plotly
             F.apply(self.lambda_h, {"traces": {1: dict(x=[], y=[], text=[]), 2: dict(x=[], y=[])}})
         self.lam_marks.shapes = F.lambda_points(view, step, position)
-        self.strip.show(view, step, self._title())
+        self.cells.show(view, step, self._title())
         for fig in (self.mixture, self.trajectory, self.lambda_h):
             fig.layout.width = SMALL_WIDTH
-        self.box = W.VBox([self.strip, self.heatmaps,
+        self.box = W.VBox([self.cells, self.heatmaps,
                            W.HBox([self.mixture, self.trajectory, self.lambda_h], layout=W.Layout(flex_flow="row wrap")),
                            self.heat_marks, self.traj_marks, self.lam_marks])
+
+    @property
+    def strip(self):
+        """The cells view (a TokenStrip with the default layout); the name predates layouts."""
+        return self.cells
 
     def _title(self) -> str:
         return step_title(self.view, self.step)
@@ -65,10 +61,10 @@ class StepViews:
             position = -1
         moved, selected = step != self.step, position != self.position
         self.step, self.position = step, position
-        if self.strip.selected != position:
-            self.strip.selected = position
+        if self.cells.selected != position:
+            self.cells.selected = position
         if moved:
-            self.strip.show(self.view, step, self._title())
+            self.cells.show(self.view, step, self._title())
         # markers move in the overlays: the figures under them are not touched (see overlay.py)
         self.heat_marks.shapes = F.marker_shapes(step, position)
         self.traj_marks.shapes = [F.vline(step)]
@@ -104,6 +100,11 @@ class StepViews:
 class TraceExplorer(W.VBox):
     """Scrub a Trace: `TraceExplorer(g.trace, model=m)`; `.step`, `.position`, `.sample` move it.
 
+    `layout=` places the positions (layouts.py): "token_strip" (the default), "sudoku" (a 9x9 board:
+    givens, cells revealed at this step, lambda as shading, top-k candidates on hover), "auto" (the
+    sudoku board when every sample's final text is 9 lines of 9 characters, else the strip), another
+    registered name, or a function `StepFields -> list[Cell]` such as `layouts.grid(rows, cols)`.
+
     A trace from `smkit.generate` records its mask id, the SM values it was decoded with (the lambda(H)
     curve) and its tokenizer (token text); `model=` or `tokenizer=` / `mask_id=` / `soft_mask=` / `k=`
     fill in what a trace lacks or override it. The heatmaps are sent once; moving the step moves
@@ -112,12 +113,13 @@ class TraceExplorer(W.VBox):
 
     def __init__(self, trace, model=None, *, sample: int = 0, step: int | None = None, position: int = -1,
                  tokenizer=None, mask_id: int | None = None, soft_mask: dict | None = None, k: int | None = None,
-                 interval_ms: int = 300):
+                 interval_ms: int = 300, layout="token_strip"):
         self.trace = trace
         self._source = dict(model=model, tokenizer=tokenizer, mask_id=mask_id, soft_mask=soft_mask, k=k)
         view = sample_view(trace, sample, **self._source)
+        self.layout_name, place = get_layout(layout, final_texts(trace, view.vocab_text) if layout == "auto" else None)
         step = view.num_steps - 1 if step is None else view.clamp_step(step)
-        self.views = StepViews(view, step, position)
+        self.views = StepViews(view, step, position, place)
         self.slider = W.IntSlider(value=step, min=0, max=view.num_steps - 1, description="step",
                                   continuous_update=True, layout=W.Layout(width="420px"))
         self.play = W.Play(value=step, min=0, max=view.num_steps - 1, interval=interval_ms, description="play")
@@ -125,7 +127,7 @@ class TraceExplorer(W.VBox):
         self.sample_select = W.Dropdown(options=[(f"sample {i}", i) for i in range(num_samples(trace))],
                                         value=sample, description="sample", layout=W.Layout(width="180px"))
         self.slider.observe(lambda ch: self.views.show(step=ch["new"]), "value")
-        self.views.strip.observe(lambda ch: self.views.show(position=ch["new"]), "selected")
+        self.views.cells.observe(lambda ch: self.views.show(position=ch["new"]), "selected")
         self.sample_select.observe(self._on_sample, "value")
         self.views.heatmaps.data[0].on_click(self._on_click)
         self.views.heatmaps.data[1].on_click(self._on_click)
@@ -138,8 +140,13 @@ class TraceExplorer(W.VBox):
         return self.views.view
 
     @property
-    def strip(self) -> TokenStrip:
-        return self.views.strip
+    def cells(self):
+        """The view of the sample's positions: a TokenStrip, or a CellGrid for a board layout."""
+        return self.views.cells
+
+    @property
+    def strip(self):
+        return self.views.cells
 
     @property
     def step(self) -> int:
@@ -155,7 +162,7 @@ class TraceExplorer(W.VBox):
 
     @position.setter
     def position(self, value: int) -> None:
-        self.views.strip.selected = int(value)
+        self.views.cells.selected = int(value)
 
     @property
     def sample(self) -> int:
@@ -175,11 +182,13 @@ class TraceExplorer(W.VBox):
 
     # ------------------------------------------------------------ output
     def to_html(self, path, include_plotlyjs=True) -> str:
-        """A standalone page (no kernel) of the current sample: slider, token strip and the plotly views."""
-        from .export import explorer_page, write_page
-        return write_page(path, explorer_page(self.view, self.step, self.position), include_plotlyjs)
+        """A standalone page (no kernel) of the current sample: slider, its cells (strip or board, as laid out
+        here) and the plotly views."""
+        page = explorer_page(self.view, self.step, self.position, layout=self.views.layout)
+        return write_page(path, page, include_plotlyjs)
 
     def __repr__(self) -> str:
         v = self.view
+        shown = "" if self.layout_name == "token_strip" else f", layout={self.layout_name!r}"
         return (f"TraceExplorer(samples={len(self.sample_select.options)}, steps={v.num_steps}, length={v.length}, "
-                f"sample={self.sample}, step={self.step}, position={self.position})")
+                f"sample={self.sample}, step={self.step}, position={self.position}{shown})")

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cell_grid
 from . import figures as F
-from .data import STATES, SampleView
+from .data import STATE_COLOURS, STATES, SampleView
+from .layouts import Layout, step_fields, token_strip
+from .titles import step_title
 from .token_strip import CSS, ESM
 
 
@@ -32,18 +35,30 @@ def view_data(view: SampleView, titles: list[str] | None = None) -> dict:
         "entropy": np.round(view.entropy, 4).tolist(), "topk_ids": view.topk_ids.tolist(),
         "topk_probs": np.round(view.topk_probs, 4).tolist(), "t": np.round(view.t, 4).tolist(),
         "nfe": view.nfe.tolist(), "titles": titles or [f"step {s + 1}/{view.num_steps}" for s in steps],
+        "mixture": mixture_weights_json(view),
     }
+
+
+def mixture_weights_json(view: SampleView) -> list:
+    """[S][L] the SM mixture fed back at each (step, position), as Python computes it (`SampleView.mixture`,
+    smkit.softmask.mixture_weights): weights of [MASK] then the k candidates; null where not masked."""
+    table = view.mixture_table()
+    return [[None if np.isnan(w[0]) else np.round(w, 6).tolist() for w in row] for row in table]
 
 
 def _fig(div: str, fig, role: str, **extra) -> dict:
     return {"div": div, "fig": json.loads(fig.to_json()), "role": role, **extra}
 
 
-def explorer_page(view: SampleView, step: int, position: int = -1, title: str = "smkit trace") -> dict:
-    from .explorer import step_title
+def explorer_page(view: SampleView, step: int, position: int = -1, title: str = "smkit trace",
+                  layout: Layout = token_strip) -> dict:
+    """The explorer's page; a layout other than the token strip shows its board (cell_grid.py) instead."""
     titles = [step_title(view, s) for s in range(view.num_steps)]
+    board = None
+    if layout is not token_strip:
+        board = {"cells": [[c.to_dict() for c in layout(step_fields(view, s))] for s in range(view.num_steps)]}
     return {"title": title, "steps": view.num_steps, "step": step, "position": position,
-            "views": [view_data(view, titles)], "strips": [0],
+            "views": [view_data(view, titles)], "strips": [] if board else [0], "board": board,
             "figures": [_fig("smkit-heat", F.heatmaps_figure([view], step, position), "heat", panel_views=[0, 0]),
                         _fig("smkit-mix", F.mixture_figure(view, step, position), "mixture"),
                         _fig("smkit-traj", F.trajectory_figure(view, step, position), "trajectory"),
@@ -62,19 +77,23 @@ def compare_page(views: list[SampleView], names: list[str], step: int, field: st
                                                               titles=[f"{field}: {n}" for n in names]),
                              "heat", panel_views=list(range(len(views)))),
                         _fig("smkit-progress", F.progress_figure(views, names, step), "progress")],
-            "layout": [["smkit-heat"], ["smkit-progress"]]}
+            "layout": [["smkit-heat"], ["smkit-progress"]], "board": None}
 
 
 CONTROLLER = r"""
 const D = JSON.parse(document.getElementById("smkit-data").textContent);
-const strip = (await import(URL.createObjectURL(new Blob([D.esm], {type: "text/javascript"})))).default;
+const load = async (src) => (await import(URL.createObjectURL(new Blob([src], {type: "text/javascript"})))).default;
+const strip = await load(D.esm);
 function standIn(state) {
   const cbs = {};
   const fire = (k) => (cbs["change:" + k] || []).forEach((f) => f());
   return {
     get: (k) => state[k],
     set: (k, v) => { state[k] = v; fire(k); },
-    update: (obj) => { Object.assign(state, obj); fire("labels"); },
+    update: (obj) => {  // one call of each listener, however many keys changed
+      Object.assign(state, obj);
+      new Set(Object.keys(obj).flatMap((k) => cbs["change:" + k] || [])).forEach((f) => f());
+    },
     save_changes: () => {},
     on: (ev, f) => { (cbs[ev] = cbs[ev] || []).push(f); },
     off: (ev, f) => { cbs[ev] = (cbs[ev] || []).filter((g) => g !== f); },
@@ -97,18 +116,23 @@ const models = D.strips.map((vi) => {
   strip.render({model: m, el});
   return m;
 });
+let board = null;  // the layout's board (cell_grid.py) in place of the strip
+if (D.board) {
+  board = standIn({cells: [], selected: D.position, title: "", palette: D.palette});
+  (await load(D.board_esm)).render({model: board, el: document.getElementById("smkit-board")});
+  models.push(board);
+}
 for (const f of D.figures) Plotly.newPlot(f.div, f.fig.data, f.fig.layout, {responsive: true});
 let step = D.step, pos = D.position;
 const byRole = (r) => D.figures.filter((f) => f.role === r);
 
-function mixture(V, s, p) {
-  const tok = V.tokens[s][p];
-  if (tok !== V.mask_id) return {x: [V.vocab[tok]], y: [1], c: ["#58a0c9"], title: "pos " + p + ", step " + s + ": exact token, weight 1"};
-  const lam = V.lam[s][p], pr = V.topk_probs[s][p].slice(0, V.k), ids = V.topk_ids[s][p].slice(0, V.k);
-  const tot = pr.reduce((a, b) => a + b, 0) || 1;
-  return {x: ["[MASK]"].concat(ids.map((id, r) => (r + 1) + ": " + V.vocab[id])), y: [1 - lam].concat(pr.map((q) => lam * q / tot)),
+function mixture(V, s, p) {  // the weights come from Python (V.mixture), never recomputed here
+  const tok = V.tokens[s][p], w = V.mixture[s][p];
+  if (tok !== V.mask_id || !w) return {x: [V.vocab[tok]], y: [1], c: ["#58a0c9"], title: "pos " + p + ", step " + s + ": exact token, weight 1"};
+  const ids = V.topk_ids[s][p].slice(0, w.length - 1);
+  return {x: ["[MASK]"].concat(ids.map((id, r) => (r + 1) + ": " + V.vocab[id])), y: w,
           c: [D.palette.masked].concat(ids.map(() => D.palette.soft)),
-          title: "pos " + p + ", step " + s + ": fed back, \u03bb=" + lam.toFixed(3)};
+          title: "pos " + p + ", step " + s + ": fed back, \u03bb=" + V.lam[s][p].toFixed(3)};
 }
 function showStep() {
   D.strips.forEach((vi, i) => {
@@ -116,6 +140,7 @@ function showStep() {
     models[i].update({labels: V.labels[s], colours: V.colours[s], states: V.states[s].map((c) => V.state_names[c]),
                       tips: tips(V, s), title: V.titles[s]});
   });
+  if (board) { const s = clamp(D.views[0], step); board.update({cells: D.board.cells[s], title: D.views[0].titles[s]}); }
   document.getElementById("smkit-step-label").textContent = "step " + (step + 1) + "/" + D.steps;
   // whole shapes arrays: plotly.js then redraws the shapes only, not the heatmaps
   for (const f of byRole("heat")) {
@@ -181,6 +206,7 @@ body { font-family: system-ui, sans-serif; margin: 16px; }
 .smkit-row > div { flex: 1 1 300px; min-width: 280px; }
 .smkit-strips { display: flex; gap: 12px; }
 .smkit-strips > div { flex: 1 1 0; }
+#smkit-board { margin: 6px 0; }
 """
 
 
@@ -191,7 +217,6 @@ def _json(obj) -> str:
 def render_page(page: dict, include_plotlyjs=True) -> str:
     """HTML text of a page; include_plotlyjs: True (inline, offline), 'cdn', or False (the host provides it)."""
     import plotly.offline
-    from .data import STATE_COLOURS
     if include_plotlyjs is True:
         plotly_tag = f"<script>{plotly.offline.get_plotlyjs()}</script>"
     elif include_plotlyjs == "cdn":
@@ -200,11 +225,16 @@ def render_page(page: dict, include_plotlyjs=True) -> str:
     else:
         plotly_tag = ""
     data = dict(page, esm=ESM, palette=dict(STATE_COLOURS))
+    css = CSS
+    if page.get("board"):
+        data["board_esm"] = cell_grid.ESM
+        css += cell_grid.CSS
     strips = "".join(f'<div id="smkit-strip-{i}"></div>' for i in page["strips"])
+    strips += '<div id="smkit-board"></div>' if page.get("board") else ""
     rows = "".join('<div class="smkit-row">' + "".join(f'<div id="{d}"></div>' for d in row) + "</div>"
                    for row in page["layout"])
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(page['title'])}</title>\n"
-            f"<style>{CSS}{PAGE_CSS}</style>\n{plotly_tag}\n</head><body>\n"
+            f"<style>{css}{PAGE_CSS}</style>\n{plotly_tag}\n</head><body>\n"
             f"<h3>{html.escape(page['title'])}</h3>\n"
             f'<div class="smkit-controls"><button id="smkit-play">\u25b6 play</button>'
             f'<input type="range" id="smkit-step" min="0" max="{page["steps"] - 1}" value="{page["step"]}">'

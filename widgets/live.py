@@ -13,6 +13,7 @@ import ipywidgets as W
 
 from .data import sample_view
 from .explorer import StepViews
+from .export import explorer_page, write_page
 
 
 def _strategies() -> list[str]:
@@ -139,7 +140,7 @@ class LiveDecoder(W.VBox):
         new = sample_view(rec, 0, model=self.model, k=int(self.k.value), soft_mask=self._soft_mask)
         if self.views is None:
             self.views = StepViews(new, 0, -1)
-            self.views.strip.observe(lambda ch: self.views.show(position=ch["new"]), "selected")
+            self.views.cells.observe(lambda ch: self.views.show(position=ch["new"]), "selected")
             self.area.children = [self.views.box]
         else:
             view = self.views.view
@@ -165,7 +166,6 @@ class LiveDecoder(W.VBox):
         """A standalone page of the steps received so far (same as TraceExplorer.to_html)."""
         if self.views is None:
             raise ValueError("nothing decoded yet: press Run or call .run() before .to_html()")
-        from .export import explorer_page, write_page
         return write_page(path, explorer_page(self.views.view, self.views.step, self.views.position), include_plotlyjs)
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 
 import anywidget
+import plotly.graph_objects as go
 import traitlets
 
 ESM = r"""
@@ -146,3 +147,11 @@ class PlotMarkers(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"PlotMarkers(shapes={len(self.shapes)})"
+
+
+def overlaid(fig: go.Figure) -> tuple[go.FigureWidget, PlotMarkers]:
+    """A FigureWidget of `fig` without its shapes, and an overlay drawing those shapes over it."""
+    shapes = [sh.to_plotly_json() for sh in fig.layout.shapes]
+    fig.layout.shapes = []
+    widget = go.FigureWidget(fig)
+    return widget, PlotMarkers.on(widget, shapes)

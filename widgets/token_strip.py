@@ -10,6 +10,7 @@ import anywidget
 import traitlets
 
 from .data import STATE_COLOURS, STATES
+from .layouts import step_fields, token_strip
 
 ESM = r"""
 function luminance(hex) {
@@ -117,12 +118,13 @@ class TokenStrip(anywidget.AnyWidget):
     palette = traitlets.Dict(dict(zip(STATES, (STATE_COLOURS[s] for s in STATES)))).tag(sync=True)
 
     def show(self, view, step: int, title: str = "") -> None:
-        """Show `view` (a SampleView) after `step`, in one message to the browser."""
+        """Show `view` (a SampleView) after `step`, laid out by `layouts.token_strip`, in one message."""
+        cells = token_strip(step_fields(view, step))
         with self.hold_sync():
-            self.labels = view.token_labels(step)
-            self.colours = view.colours(step)
-            self.states = view.states(step)
-            self.tips = view.tips(step)
+            self.labels = [c.label for c in cells]
+            self.colours = [c.colour for c in cells]
+            self.states = [c.state for c in cells]
+            self.tips = [c.tip for c in cells]
             self.title = title
 
     def __repr__(self) -> str:
