@@ -304,3 +304,143 @@ def test_a_trace_without_statistics_is_refused_clearly(model):
     bare = smkit.generate(model, num_samples=1, length=L, steps=4, trace=True, k_trace=0)
     with pytest.raises(ValueError, match="k_trace"):
         TraceExplorer(bare.trace, model=model)
+
+
+# ------------------------------------------------------------ layouts: a sudoku decode on a 9x9 board
+
+from smkit.widgets import layouts  # noqa: E402
+from smkit.widgets.cell_grid import CellGrid  # noqa: E402
+from smkit.widgets.data import sample_view  # noqa: E402
+from smkit.widgets.token_strip import TokenStrip  # noqa: E402
+from sudoku_trace import LENGTH as SUDOKU_LENGTH, puzzle, sudoku_decode, sudoku_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sudoku():
+    m = sudoku_model()
+    return m, sudoku_decode(m, num_samples=2, steps=15)
+
+
+def board_positions(text: str) -> dict[int, tuple[int, int]]:
+    """position -> (row, col) of every digit cell of a 9-line text (newlines are not cells)."""
+    out, pos = {}, 0
+    for r, line in enumerate(text.split("\n")):
+        for c in range(len(line)):
+            out[pos + c] = (r, c)
+        pos += len(line) + 1  # the newline after the line
+    return out
+
+
+def test_sudoku_decode_is_a_9x9_board_with_the_givens_fixed(sudoku):
+    m, g = sudoku
+    assert all(len(t) == SUDOKU_LENGTH and layouts.is_board(9, 9)(t) for t in g.texts)
+    template = puzzle().replace("[MASK]", "?")
+    fixed = _np(g.trace[0].fixed)[0]
+    assert [p for p in range(SUDOKU_LENGTH) if fixed[p]] == [p for p, ch in enumerate(template) if ch != "?"]
+
+
+def test_grid_layout_places_the_81_digits_and_skips_the_newlines(sudoku):
+    m, g = sudoku
+    view = sample_view(g.trace, 0, model=m)
+    cells = layouts.LAYOUTS["sudoku"](layouts.step_fields(view, 4))
+    expected = board_positions(g.texts[0])
+    assert len(cells) == 81 and len(expected) == 81
+    assert {c.position: (c.row, c.col) for c in cells} == expected
+    assert [c.position for c in cells] == sorted(expected)  # row by row
+    newlines = [p for p, ch in enumerate(g.texts[0]) if ch == "\n"]
+    assert newlines == [9, 19, 29, 39, 49, 59, 69, 79] and not set(newlines) & {c.position for c in cells}
+    assert {c.group for c in cells if c.row < 3 and c.col < 3} == {0}  # 3x3 boxes
+    assert {c.group for c in cells if c.row >= 6 and c.col >= 6} == {8}
+    # grid(rows, cols) without boxes: the same places, one group
+    plain = layouts.grid(9, 9)(layouts.step_fields(view, 4))
+    assert [(c.position, c.row, c.col, c.group) for c in plain] == [(c.position, c.row, c.col, 0) for c in cells]
+
+
+@pytest.mark.parametrize("step", [0, 6, 14])
+def test_grid_cells_show_the_trace_at_a_step(sudoku, step):
+    m, g = sudoku
+    rec = g.trace[step]
+    tokens, lam = _np(rec.tokens)[1], _np(rec.lam)[1]
+    fixed, revealed = _np(rec.fixed)[1], _np(rec.revealed)[1]
+    ids, probs = _np(rec.topk_ids)[1], _np(rec.topk_probs)[1]
+    colours = expected_colours(rec, 1, m.mask_id)
+    ex = TraceExplorer(g.trace, model=m, layout="sudoku", sample=1, step=step)
+    assert isinstance(ex.cells, CellGrid) and len(ex.cells.cells) == 81
+    seen = set()
+    for c in ex.cells.cells:
+        p = c["position"]
+        if fixed[p]:
+            assert c["state"] == "fixed"
+        elif revealed[p]:
+            assert c["state"] == "revealed"
+        elif tokens[p] == m.mask_id:
+            assert c["state"] == ("soft" if lam[p] >= 1e-3 else "masked")
+        else:
+            assert c["state"] == "decoded"
+        seen.add(c["state"])
+        assert c["colour"] == colours[p]
+        if tokens[p] == m.mask_id:
+            assert c["shade"] == pytest.approx(float(lam[p]), abs=1e-7) and c["shade"] > 0.1  # lambda as shading
+        else:
+            assert c["shade"] == 0.0 and c["label"] == m.tokenizer.decode([int(tokens[p])])
+        for i, q in zip(ids[p], probs[p]):  # hover: the trace's top-k candidates with their probabilities
+            if q > 0:
+                assert f"{m.tokenizer.decode([int(i)])} {q:.2f}" in c["tip"]
+        r, col = board_positions(g.texts[1])[p]
+        assert c["tip"].startswith(f"row {r + 1}, col {col + 1} \u00b7 pos {p} |")
+    assert int(revealed.sum()) == sum(c["state"] == "revealed" for c in ex.cells.cells) > 0
+    assert "fixed" in seen and (step == 14 or "soft" in seen)
+
+
+def test_grid_follows_the_slider_and_selects_a_cell(sudoku):
+    m, g = sudoku
+    ex = TraceExplorer(g.trace, model=m, layout="sudoku", step=2)
+    ex.slider.value = 3
+    revealed = _np(g.trace[3].revealed)[0]
+    assert sorted(c["position"] for c in ex.cells.cells if c["state"] == "revealed") == np.flatnonzero(revealed).tolist()
+    assert "step 4/15" in ex.cells.title
+    masked = next(c["position"] for c in ex.cells.cells if c["state"] == "soft")
+    ex.cells.selected = masked  # what a click on the cell does
+    assert ex.position == masked
+    lam = float(_np(g.trace[3].lam)[0, masked])
+    assert ex.views.mixture.data[0].y[0] == pytest.approx(1 - lam, abs=1e-6)  # the fed-back mixture of that cell
+    assert repr(ex) == f"TraceExplorer(samples=2, steps=15, length=89, sample=0, step=3, position={masked}, layout='sudoku')"
+
+
+def test_auto_layout_picks_the_board_for_9x9_texts_only(model, gen, sudoku):
+    m, g = sudoku
+    board = TraceExplorer(g.trace, model=m, layout="auto")
+    assert board.layout_name == "sudoku" and isinstance(board.cells, CellGrid)
+    strip = TraceExplorer(gen.trace, model=model, layout="auto")
+    assert strip.layout_name == "token_strip" and isinstance(strip.cells, TokenStrip)
+    assert len(strip.strip.labels) == L
+    rows = ["123456789"] * 9
+    assert layouts.choose_layout(["\n".join(rows), "\n".join(rows)]) == "sudoku"
+    assert layouts.choose_layout(["\n".join(rows), "\n".join(rows[:8])]) == "token_strip"  # one sample is not
+    assert layouts.choose_layout(["\n".join(r[:8] for r in rows)]) == "token_strip"  # 9 lines of 8
+    assert layouts.choose_layout(["\n".join(rows) + "\n"]) == "token_strip"  # a 10th (empty) line
+    assert layouts.choose_layout([]) == "token_strip"
+
+
+def test_a_layout_can_be_a_function_or_a_registered_name(sudoku):
+    m, g = sudoku
+    diagonal = lambda f: [layouts.cell(f, p, p, p) for p in range(0, f.length, 10)]  # noqa: E731
+    ex = TraceExplorer(g.trace, model=m, layout=diagonal)
+    assert [(c["row"], c["col"], c["position"]) for c in ex.cells.cells] == [(p, p, p) for p in range(0, 89, 10)]
+    layouts.register_layout("first-row", layouts.grid(1, 9))
+    try:
+        assert [c["position"] for c in TraceExplorer(g.trace, model=m, layout="first-row").cells.cells] == list(range(9))
+    finally:
+        del layouts.LAYOUTS["first-row"]
+    with pytest.raises(ValueError, match="layout='hexagons'"):
+        TraceExplorer(g.trace, model=m, layout="hexagons")
+
+
+def test_grid_page_holds_the_board_of_every_step(sudoku, tmp_path):
+    m, g = sudoku
+    ex = TraceExplorer(g.trace, model=m, layout="sudoku", step=5)
+    page = page_data(ex.to_html(tmp_path / "board.html", include_plotlyjs=False))
+    assert page["strips"] == [] and len(page["board"]["cells"]) == len(g.trace)
+    for s in (0, 5, 14):
+        ex.step = s
+        assert page["board"]["cells"][s] == ex.cells.cells
