@@ -35,6 +35,8 @@ def tiny_parameters(ckpt: Path, corpus: Path, out: Path) -> dict:
         "nfe_sweep.ipynb": dict(model=str(ckpt), corpus=str(corpus), eval_blocks=4, length=16, budget_divisors=[4, 1],
                                 strategies=["confidence"], num_samples=2, mauve_references=6,
                                 out_dir=str(out / "nfe_sweep")),
+        "tasks.ipynb": dict(task="sort", task_params={"length": 3}, models=[], train_steps=30, cells_per_step=[1, 3],
+                            strategies=["random", "margin"], n=8, out_dir=str(out / "tasks")),
         "workshop/01-forward-process.ipynb": dict(draws=200),
         "workshop/02-train-tiny-mdlm.ipynb": dict(corpus=str(corpus), steps=4, seq_len=16, hidden_size=16, num_layers=1,
                                                   batch_size=4, eval_every=2, out_dir=str(out / "workshop2")),
@@ -149,6 +151,9 @@ def test_all_notebooks_run_under_nbval(tiny_checkpoint, hamlet_file, nb_env, tmp
     assert (sweep.gen_ppl > 1).all() and sweep.mauve.between(0, 1).all()
     assert (out / "nfe_sweep" / "nfe_sweep.html").is_file()
     assert hist.step.max() == 4 and hist.val_bound.notna().any() and {"w_s", "w_a", "w_b"} <= set(hist.columns)
+    tasks_sweep = pd.read_csv(out / "tasks" / "tasks_sweep.csv")
+    assert len(tasks_sweep) == 2 * 2 and sorted(set(tasks_sweep.steps)) == [1, 3] and (tasks_sweep.n == 8).all()
+    assert ((tasks_sweep.ci_low <= tasks_sweep.accuracy) & (tasks_sweep.accuracy <= tasks_sweep.ci_high)).all()
 
 
 def _smkit(args, env, cwd, monkeypatch=None, capsys=None):
