@@ -1,6 +1,7 @@
 """The continued-pretraining edition of the study: the four shipped twins, measured.
 
     python study/continued.py measure [--models runs/continued] [--seeds 7001 7002 7003]
+    python study/continued.py quality [--samples 64] [--seeds 0 1]   # judge metrics over budgets (nfe_sweep)
     python study/continued.py report          # tables into docs/results.md, figures into docs/results/continued/
 
 `measure` writes docs/results/continued/measurements.json: per model the held-out nats/char (binary and SM
@@ -95,6 +96,42 @@ def cmd_measure(args) -> None:
             os.replace(tmp, path)
 
 
+def cmd_quality(args) -> None:
+    """Each twin decoded at L/8, L/4, L/2, L with confidence unmasking as it was trained (SM model with SM,
+    binary twin binary), every seed, scored by the judge (gen. PPL, unigram entropy, MAUVE): nfe_sweep runs."""
+    import subprocess
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    for corpus, names in NAMES.items():
+        for name in names:
+            model = model_path(args.models, name)
+            out = Path(args.out) / name
+            if (out / "nfe_sweep.csv").is_file() or not (model / "smkit.json").is_file():
+                continue
+            cmd = [sys.executable, "-m", "smkit.cli", "run", str(ROOT / "notebooks" / "nfe_sweep.ipynb"), "--out",
+                   str(out), "-p", "model", str(model), "-p", "out_dir", str(out), "-p", "corpus", corpus,
+                   "-p", "budget_divisors", "[8, 4, 2, 1]", "-p", "strategies", '["confidence"]',
+                   "-p", "decodings", '["SM"]' if name.endswith("-sm") else '["binary"]',
+                   "-p", "num_samples", str(args.samples), "-p", "seeds", json.dumps(args.seeds),
+                   "-p", "mauve_references", str(args.references)]
+            print(name, flush=True)
+            subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def table_quality(folder: Path) -> str:
+    """Mean ± sd over decode seeds of each twin's judge metrics per budget."""
+    lines = ["| model | budget (steps) | gen. PPL | unigram entropy | MAUVE | decode seeds |", "|---|---|---|---|---|---|"]
+    for names in NAMES.values():
+        for name in names:
+            f = folder / name / "nfe_sweep.csv"
+            if not f.is_file():
+                continue
+            d = pd.read_csv(f)
+            for steps, g in d.groupby("steps"):
+                lines.append(f"| {name} | {steps} | {_mean_sd(g.gen_ppl)} | {_mean_sd(g.entropy)} | "
+                             f"{_mean_sd(g.mauve)} | {g.seed.nunique()} |")
+    return "\n".join(lines)
+
+
 def curves(models: Path) -> pd.DataFrame:
     frames = []
     for names in NAMES.values():
@@ -152,7 +189,8 @@ def cmd_report(args) -> None:
     if not c.empty:
         c.to_csv(OUT / "curves.csv", index=False)
     refresh(ROOT / "docs" / "results.md", {"continued-models": table_models(results),
-                                            "continued-iso": table_iso(c) if not c.empty else "n/a"})
+                                            "continued-iso": table_iso(c) if not c.empty else "n/a",
+                                            "continued-quality": table_quality(Path(args.quality))})
     print("wrote docs/results.md (continued-models, continued-iso), docs/results/continued/curves.csv")
 
 
@@ -163,10 +201,17 @@ def main(argv=None):
     m.add_argument("--models", default=str(ROOT / "runs" / "continued"), help="runs folder, or 'shipped'")
     m.add_argument("--seeds", type=int, nargs="+", default=[7001, 7002, 7003], help="fresh decode seeds")
     m.add_argument("--threads", type=int, default=1)
+    q = sub.add_parser("quality")
+    q.add_argument("--models", default=str(ROOT / "runs" / "continued"), help="runs folder, or 'shipped'")
+    q.add_argument("--out", default=str(ROOT / "runs" / "continued" / "quality"))
+    q.add_argument("--samples", type=int, default=64)
+    q.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    q.add_argument("--references", type=int, default=128, help="held-out passages for MAUVE")
     r = sub.add_parser("report")
     r.add_argument("--models", default=str(ROOT / "runs" / "continued"))
+    r.add_argument("--quality", default=str(ROOT / "runs" / "continued" / "quality"))
     args = ap.parse_args(argv)
-    {"measure": cmd_measure, "report": cmd_report}[args.command](args)
+    {"measure": cmd_measure, "quality": cmd_quality, "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":
