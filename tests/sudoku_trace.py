@@ -54,3 +54,13 @@ def sudoku_decode(model, num_samples: int = 2, steps: int = 15, seed: int = 0):
     """`smkit.generate` on the puzzle template: a Generation whose trace has the givens as fixed positions."""
     return smkit.generate(model, infill=puzzle(), num_samples=num_samples, length=LENGTH, steps=steps,
                           soft_mask=True, seed=seed, hooks={"logits": digits_only(model.tokenizer)})
+
+
+def board_positions(text: str) -> dict[int, tuple[int, int]]:
+    """position -> (row, col) of every character of a text's lines (the newlines between them are not cells)."""
+    out, pos = {}, 0
+    for r, line in enumerate(text.split("\n")):
+        for c in range(len(line)):
+            out[pos + c] = (r, c)
+        pos += len(line) + 1  # the newline after the line
+    return out

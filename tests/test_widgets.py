@@ -312,23 +312,13 @@ from smkit.widgets import layouts  # noqa: E402
 from smkit.widgets.cell_grid import CellGrid  # noqa: E402
 from smkit.widgets.data import sample_view  # noqa: E402
 from smkit.widgets.token_strip import TokenStrip  # noqa: E402
-from sudoku_trace import LENGTH as SUDOKU_LENGTH, puzzle, sudoku_decode, sudoku_model  # noqa: E402
+from sudoku_trace import LENGTH as SUDOKU_LENGTH, board_positions, puzzle, sudoku_decode, sudoku_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def sudoku():
     m = sudoku_model()
     return m, sudoku_decode(m, num_samples=2, steps=15)
-
-
-def board_positions(text: str) -> dict[int, tuple[int, int]]:
-    """position -> (row, col) of every digit cell of a 9-line text (newlines are not cells)."""
-    out, pos = {}, 0
-    for r, line in enumerate(text.split("\n")):
-        for c in range(len(line)):
-            out[pos + c] = (r, c)
-        pos += len(line) + 1  # the newline after the line
-    return out
 
 
 def test_sudoku_decode_is_a_9x9_board_with_the_givens_fixed(sudoku):

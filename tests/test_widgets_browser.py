@@ -1,11 +1,15 @@
 """The widgets in a real browser: JupyterLab + Debian's chromium driven by Playwright.
 
-The test starts JupyterLab on 127.0.0.1 (a free port, a random token, temporary JUPYTER_* folders), opens a
-notebook that builds a tiny model, decodes with smkit.generate and shows a TraceExplorer, moves the step
-slider with the keyboard and checks that the token strip and the heatmap's step marker changed in the
-page. It saves screenshots under the test's tmp folder and always stops the server it started. A second
-test opens an exported HTML page (no kernel) and moves its slider. Chromium comes from apt (here or in
-.ci/run); the tests skip, saying so, only when it cannot be installed.
+One JupyterLab server for the module (127.0.0.1, a free port, a random token, temporary JUPYTER_* folders),
+always stopped at the end. The first test opens a notebook that builds a tiny model, decodes with
+smkit.generate, saves the trace and shows a TraceExplorer; it moves the step slider with the keyboard and
+checks that the token strip shows the saved trace's labels and colours of that step and that the heatmap's
+step marker sits on that row. The second shows a sudoku decode on the explorer's 9x9 board
+(layout="auto"): 81 cells, a slider step changes exactly the cells the trace revealed, and a masked
+cell's tooltip holds the trace's top candidate. A third opens an exported HTML page (no kernel), moves its
+slider and checks the strip and the mixture bars against the trace. Screenshots go to each test's tmp
+folder. Chromium comes from apt (here or in .ci/run); the tests skip, saying so, only when it cannot be
+installed.
 """
 from __future__ import annotations
 
@@ -15,14 +19,17 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+TESTS = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
@@ -39,7 +46,7 @@ NOTEBOOK_CELLS = [
     "model = smkit.DiffusionLM(smkit.ModelConfig(vocab_size=len(tok), seq_len=32, sm_scale=0.9, sm_centre=-3.25, backbone=BackboneConfig(\n"
     "    hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)), tokenizer=tok).eval()\n"
     "g = smkit.generate(model, num_samples=2, length=32, steps=16, soft_mask=True, seed=0)\n"
-    "print(g.trace.tokens.shape)",
+    "g.trace.save('explorer.trace')\nprint(g.trace.tokens.shape)",
     "from smkit.widgets import TraceExplorer\nex = TraceExplorer(g.trace, model=model, step=0)\nex",
     "from smkit.widgets import LiveDecoder\nlive = LiveDecoder(model, length=32, steps=16, seed=3)\nlive",
 ]
@@ -219,27 +226,72 @@ def _wait_for_output(page, selector: str, timeout_s: float) -> None:
     raise TimeoutError(f"{selector!r} did not appear within {timeout_s}s")
 
 
-def test_trace_explorer_in_jupyterlab(chromium, tmp_path):
-    root = tmp_path / "notebooks"
+@pytest.fixture(scope="module")
+def lab(chromium, tmp_path_factory):
+    """One JupyterLab server for the module's notebooks; stopped (kernels too) when the module is done."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "notebooks"
     root.mkdir()
-    _notebook(root / "explorer.ipynb", NOTEBOOK_CELLS)
-    lab = JupyterLab(root, tmp_path / "jupyter")
+    server = JupyterLab(root, base / "jupyter")
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert server.proc.poll() is not None
+
+
+def run_notebook(chromium, lab, name: str, cells: list[str], wait_for: str):
+    """Open a new notebook of `cells` in JupyterLab, run all and wait for `wait_for`; returns (page, errors)."""
+    _notebook(lab.root / name, cells)
     page = chromium.new_page(viewport={"width": 1400, "height": 1600})
     page.set_default_timeout(60_000)  # no Playwright call may wait for ever
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # a workspace of its own: the server's default one would reopen (and focus) the notebooks opened before
+    page.goto(lab.url(f"lab/workspaces/{Path(name).stem}/tree/{name}"), timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+    assert page.evaluate("() => window.jupyterapp.shell.currentWidget.context.path") == name
+    page.click(".jp-Notebook")
+    # start "run all" without awaiting its promise (a dialog would hold it for ever)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    _wait_for_output(page, wait_for, timeout_s=180)
+    return page, errors
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's header."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def assert_screenshot_of(locator, path: Path) -> None:
+    """Screenshot `locator` to `path`: a PNG of exactly the element's size."""
+    locator.screenshot(path=str(path))
+    box = locator.bounding_box()
+    w, h = png_size(path)
+    assert abs(w - box["width"]) <= 1 and abs(h - box["height"]) <= 1, ((w, h), box)
+
+
+def expected_strip(trace, step: int, sample: int = 0) -> dict:
+    """Labels and colours (as the browser reports them) of the strip after `step`, from the trace's records."""
+    from widget_expect import expected_colours, expected_labels, hex_to_css_rgb
+    rec, mask_id = trace[step], trace.meta["mask_id"]
+    return {"labels": expected_labels(rec, sample, mask_id, trace.tokenizer),
+            "colours": [hex_to_css_rgb(c) for c in expected_colours(rec, sample, mask_id)]}
+
+
+def test_trace_explorer_in_jupyterlab(chromium, lab, tmp_path):
+    from smkit import Trace
+    page, errors = run_notebook(chromium, lab, "explorer.ipynb", NOTEBOOK_CELLS, ".smkit-tok")
     try:
-        page.goto(lab.url("lab/tree/explorer.ipynb"), timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-        page.wait_for_function(KERNEL_IDLE, timeout=90_000)
-        page.click(".jp-Notebook")
-        # start "run all" without awaiting its promise (a dialog would hold it for ever)
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        _wait_for_output(page, ".smkit-tok", timeout_s=120)
+        trace = Trace.load(lab.root / "explorer.trace")  # the trace the kernel decoded and shows
         page.wait_for_function(f"({OVERLAY_MARKER_STATE})() !== null", timeout=60_000)
         page.wait_for_timeout(500)
         before_strip, before_marker = page.evaluate(STRIP_STATE), marker_box(page, 0)
         assert before_strip["title"].startswith("sample 0 \u00b7 step 1/16"), before_strip["title"]
+        assert {k: before_strip[k] for k in ("labels", "colours")} == expected_strip(trace, 0)
         assert abs(before_marker[0] - before_marker[2]) < 1.5 and before_marker[1] > 2, before_marker
         page.locator(".widget-slider .noUi-handle").first.click()
         for _ in range(9):
@@ -251,21 +303,20 @@ def test_trace_explorer_in_jupyterlab(chromium, tmp_path):
             return Math.abs(parseFloat(box.style.top) - {before_marker[0]}) > 1; }}""", timeout=30_000)
         page.wait_for_timeout(300)
         after_strip, after_marker = page.evaluate(STRIP_STATE), marker_box(page, 9)
-        assert after_strip["labels"] != before_strip["labels"]
-        assert after_strip["colours"] != before_strip["colours"]
+        assert {k: after_strip[k] for k in ("labels", "colours")} == expected_strip(trace, 9)
         assert after_marker[0] > before_marker[0] + 5, (before_marker, after_marker)  # it moved down ...
         assert abs(after_marker[0] - after_marker[2]) < 1.5, after_marker  # ... onto row 9 of the plot's axis
         # select a still-masked position: the strip marks it and the bar chart shows its mixture
         pos = after_strip["states"].index("soft") if "soft" in after_strip["states"] else 0
         page.locator(f".smkit-tok[data-pos='{pos}']").first.click()
-        page.wait_for_selector(".smkit-tok.smkit-selected", timeout=30_000)
+        page.wait_for_selector(f".smkit-tok.smkit-selected[data-pos='{pos}']", timeout=30_000)
         page.wait_for_function(
             f"[...document.querySelectorAll('.js-plotly-plot')].some((gd) => gd.layout.title && "
             f"String(gd.layout.title.text || '').startsWith('pos {pos}, step 9'))", timeout=30_000)
         page.locator(f".smkit-tok[data-pos='{pos}']").first.hover()
         page.wait_for_timeout(800)
         shot = tmp_path / "trace_explorer.png"
-        page.locator(".smkit-trace-explorer").first.screenshot(path=str(shot))
+        assert_screenshot_of(page.locator(".smkit-trace-explorer").first, shot)
         # LiveDecoder: Run decodes in a kernel thread; the page follows the steps as they arrive
         live = page.locator(".smkit-live-decoder").first
         live.locator("button", has_text="Run").click()
@@ -276,7 +327,6 @@ def test_trace_explorer_in_jupyterlab(chromium, tmp_path):
         assert live.locator(".smkit-tok[data-state='masked'], .smkit-tok[data-state='soft']").count() == 0
         live.screenshot(path=str(tmp_path / "live_decoder.png"))
         page.screenshot(path=str(tmp_path / "jupyterlab_page.png"), full_page=True)
-        assert shot.stat().st_size > 10_000
         assert not errors, errors
         print(f"screenshot: {shot}")
     except BaseException:
@@ -285,16 +335,89 @@ def test_trace_explorer_in_jupyterlab(chromium, tmp_path):
         raise
     finally:
         page.close()
-        lab.stop()
-    assert lab.proc.poll() is not None
+
+
+SUDOKU_START = 4  # the board opens at step 5 of 15; one slider step moves it to step 6
+SUDOKU_CELLS = [
+    f"import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, {str(TESTS)!r})\n"
+    "from sudoku_trace import sudoku_decode, sudoku_model\n"
+    "model = sudoku_model()\ng = sudoku_decode(model, num_samples=1, steps=15)\n"
+    "g.trace.save('sudoku.trace')\nprint(g.texts[0])",
+    f"from smkit.widgets import TraceExplorer\nex = TraceExplorer(g.trace, model=model, layout='auto', "
+    f"step={SUDOKU_START})\nex",
+]
+
+BOARD_STATE = """() => [...document.querySelectorAll('.smkit-cell')].map((d) => ({
+  pos: +d.dataset.pos, row: +d.dataset.row, col: +d.dataset.col, state: d.dataset.state,
+  shade: parseFloat(d.dataset.shade), label: d.textContent, title: d.title}))"""
+
+SHOWN = ("fixed", "decoded", "revealed")  # states in which a cell shows its digit
+
+
+def test_sudoku_board_in_jupyterlab(chromium, lab, tmp_path):
+    from smkit import Trace
+    from sudoku_trace import board_positions
+    page, errors = run_notebook(chromium, lab, "sudoku.ipynb", SUDOKU_CELLS, ".smkit-cell")
+    try:
+        trace = Trace.load(lab.root / "sudoku.trace")
+        tok, mask_id = trace.tokenizer, trace.meta["mask_id"]
+        final = trace.texts_at(-1)[0]
+        page.wait_for_function("document.querySelectorAll('.smkit-cell').length === 81")
+        page.wait_for_timeout(300)
+        before = {c["pos"]: c for c in page.evaluate(BOARD_STATE)}
+        assert len(before) == 81
+        assert {p: (c["row"], c["col"]) for p, c in before.items()} == board_positions(final)
+        head = page.locator(".smkit-grid-head").text_content()
+        assert f"step {SUDOKU_START + 1}/15" in head, head
+        page.locator(".widget-slider .noUi-handle").first.click()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"document.querySelector('.smkit-grid-head').textContent.includes("
+                               f"'step {SUDOKU_START + 2}/15')", timeout=30_000)
+        page.wait_for_timeout(300)
+        after = {c["pos"]: c for c in page.evaluate(BOARD_STATE)}
+        step = SUDOKU_START + 1
+        revealed = set(np.flatnonzero(trace.revealed[step, 0].numpy()).tolist())
+        assert revealed and {p for p, c in after.items() if c["state"] == "revealed"} == revealed
+        # exactly the revealed cells turned from masked to a digit: the trace's tokens of this step
+        newly = {p for p in after if after[p]["state"] in SHOWN and before[p]["state"] not in SHOWN}
+        assert newly == revealed
+        tokens = trace.tokens[step, 0].tolist()
+        assert all(after[p]["label"] == tok.decode([tokens[p]]) for p in revealed)
+        assert all(after[p]["label"] == before[p]["label"] for p in before if before[p]["state"] in SHOWN)
+        # a still-masked cell: shaded by the trace's lambda; its tooltip and hover line name the top candidate
+        lam, ids, probs = trace.lam[step, 0], trace.topk_ids[step, 0], trace.topk_probs[step, 0]
+        masked = [p for p in after if tokens[p] == mask_id]
+        assert masked and all(abs(after[p]["shade"] - float(lam[p])) < 1e-6 for p in masked)
+        p = masked[0]
+        top = f"{tok.decode([int(ids[p, 0])])} {float(probs[p, 0]):.2f}"
+        assert f"top-5: {top}" in after[p]["title"], after[p]["title"]
+        page.locator(f".smkit-cell[data-pos='{p}']").hover()
+        page.wait_for_function(f"document.querySelector('.smkit-grid-tip').textContent.includes({top!r})")
+        shot = tmp_path / "sudoku_board.png"
+        assert_screenshot_of(page.locator(".smkit-trace-explorer").first, shot)
+        assert not errors, errors
+        print(f"screenshot: {shot}")
+    except BaseException:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        print(f"page errors: {errors}; failure screenshot: {tmp_path / 'failure.png'}; server log: {lab.log.name}")
+        raise
+    finally:
+        page.close()
+
+
+MIXTURE_BARS = """() => { const gd = [...document.querySelectorAll('.js-plotly-plot')].find(
+  (g) => g.data && g.data.length === 1 && g.data[0].type === 'bar');
+  return {x: gd.data[0].x, y: gd.data[0].y, title: gd.layout.title.text}; }"""
 
 
 def test_exported_html_in_browser(chromium, tmp_path):
-    """The static page works without a kernel: moving its slider re-colours the strip and moves the marker."""
+    """The static page works without a kernel: its slider re-colours the strip to the trace's step and moves
+    the marker onto that row; a click shows the position's mixture, with the weights Python computed."""
     torch = pytest.importorskip("torch")
     import smkit
     from smkit.backbone import BackboneConfig
     from smkit.data import Document, train_tokenizer
+    from smkit.softmask import mixture_weights
     from smkit.widgets import TraceExplorer
 
     torch.manual_seed(0)
@@ -311,14 +434,53 @@ def test_exported_html_in_browser(chromium, tmp_path):
         page.goto(Path(path).as_uri())
         page.wait_for_selector(".smkit-tok")
         page.wait_for_function(f"({SHAPE_MARKER_STATE})() !== null")
-        before_strip, before_marker = page.evaluate(STRIP_STATE), page.evaluate(SHAPE_MARKER_STATE)
+        before_strip = page.evaluate(STRIP_STATE)
+        assert {k: before_strip[k] for k in ("labels", "colours")} == expected_strip(g.trace, 0)
         page.eval_on_selector("#smkit-step", "el => { el.value = 9; el.dispatchEvent(new Event('input')); }")
         page.wait_for_function(f"({SHAPE_MARKER_STATE})().y0 === 8.5")
-        after_strip, after_marker = page.evaluate(STRIP_STATE), page.evaluate(SHAPE_MARKER_STATE)
-        assert after_strip["colours"] != before_strip["colours"] and after_marker["d"] != before_marker["d"]
-        page.locator(".smkit-tok[data-pos='3']").click()
-        page.wait_for_function("window.smkitPage.position === 3")
+        after_strip = page.evaluate(STRIP_STATE)
+        assert {k: after_strip[k] for k in ("labels", "colours")} == expected_strip(g.trace, 9)
+        # the marker's drawn box covers row 9 of the heatmap's own y axis
+        rows = page.evaluate(f"""() => {{ const gd = {HEATMAP_GD}, ya = gd._fullLayout.yaxis;
+            const b = gd.querySelector('.shapelayer path').getBBox();
+            return [b.y, b.y + b.height, ya._offset + ya.l2p(8.5), ya._offset + ya.l2p(9.5)]; }}""")
+        assert abs(rows[0] - min(rows[2:])) < 2 and abs(rows[1] - max(rows[2:])) < 2, rows
+        rec = g.trace[9]
+        pos = int(np.flatnonzero(rec.tokens[0].numpy() == model.mask_id)[0])
+        page.locator(f".smkit-tok[data-pos='{pos}']").click()
+        page.wait_for_function(f"window.smkitPage.position === {pos}")
+        bars = page.evaluate(MIXTURE_BARS)
+        k = model.soft_mask.k
+        expect = mixture_weights(rec.lam[0, pos].double(), rec.topk_probs[0, pos, :k].double().log())
+        assert bars["title"].startswith(f"pos {pos}, step 9: fed back")
+        np.testing.assert_allclose(bars["y"], expect.numpy(), atol=1e-6)
         page.screenshot(path=str(tmp_path / "explorer_html.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_exported_board_in_browser(chromium, tmp_path):
+    """An exported sudoku explorer shows its board without a kernel and moves it with the page's slider."""
+    from sudoku_trace import sudoku_decode, sudoku_model
+    from smkit.widgets import TraceExplorer
+    model = sudoku_model()
+    g = sudoku_decode(model, num_samples=1, steps=15)
+    ex = TraceExplorer(g.trace, model=model, layout="auto", step=2)
+    path = ex.to_html(tmp_path / "board.html")
+    page = chromium.new_page(viewport={"width": 1300, "height": 1100})
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(Path(path).as_uri())
+        page.wait_for_function("document.querySelectorAll('.smkit-cell').length === 81")
+        page.eval_on_selector("#smkit-step", "el => { el.value = 7; el.dispatchEvent(new Event('input')); }")
+        page.wait_for_function("document.querySelector('.smkit-grid-head').textContent.includes('step 8/15')")
+        shown = page.evaluate(BOARD_STATE)
+        ex.step = 7
+        assert [(c["pos"], c["row"], c["col"], c["state"], c["label"], c["title"]) for c in shown] == [
+            (c["position"], c["row"], c["col"], c["state"], c["label"], c["tip"]) for c in ex.cells.cells]
         assert not errors, errors
     finally:
         page.close()
