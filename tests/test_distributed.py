@@ -54,17 +54,31 @@ SCENARIOS = {  # name: (extra fields, steps of the reference run)
     "binary": dict(soft_mask=False, steps=5, checkpoint_every=3),
     # SM on some updates only, with EMA
     "mixed": dict(soft_mask=True, p_sm=0.5, steps=4, sm_scale_init=0.5, sm_centre_init=-3.0, ema=0.9, seed=3),
+    # continued pretraining: SM continuation of a trained binary base (init_from: the `continued_base` fixture)
+    "continued": dict(init_from="BASE", soft_mask=True, p_sm=1.0, steps=3, sm_scale_init=0.5, sm_centre_init=-3.0),
 }
 
 
 @pytest.fixture(scope="module")
-def launched(base, tmp_path_factory):
+def continued_base(base, tmp_path_factory):
+    """A binary base trained for 20 updates in this process: what the `continued` scenario starts from."""
+    out = tmp_path_factory.mktemp("continued-base")
+    smkit.train(TrainConfig(**{**base, "steps": 20, "soft_mask": False, "out_dir": str(out)}))
+    return str(out / "model")
+
+
+def _fields(extra: dict, continued_base: str) -> dict:
+    return {k: continued_base if v == "BASE" else v for k, v in extra.items()}
+
+
+@pytest.fixture(scope="module")
+def launched(base, continued_base, tmp_path_factory):
     """One 2-process launch running every scenario; returns (runs folder, per-rank results, launch output)."""
     tmp = tmp_path_factory.mktemp("dist")
     runs = tmp / "runs"
     plan = []
     for name, extra in SCENARIOS.items():
-        cfg = {**base, **extra, "out_dir": str(runs / name)}
+        cfg = {**base, **_fields(extra, continued_base), "out_dir": str(runs / name)}
         (tmp / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
         if name == "binary":
             plan.append({"name": "binary_cut", "config": str(tmp / f"{name}.yaml"), "via": "api",
@@ -95,10 +109,10 @@ def launched(base, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(base, tmp_path_factory):
+def reference(base, continued_base, tmp_path_factory):
     """The same scenarios in this process (one process, no launcher)."""
     tmp = tmp_path_factory.mktemp("ref")
-    return {name: smkit.train(TrainConfig(**{**base, **extra, "out_dir": str(tmp / name)}))
+    return {name: smkit.train(TrainConfig(**{**base, **_fields(extra, continued_base), "out_dir": str(tmp / name)}))
             for name, extra in SCENARIOS.items()}
 
 
@@ -137,6 +151,16 @@ def test_two_processes_make_the_updates_of_one(launched, reference, name):
         assert torch.allclose(weights[key], value, rtol=REL, atol=1e-5), key
     if name in results[0]["runs"]:  # every process holds the same model
         assert results[0]["runs"][name] == results[1]["runs"][name]
+
+
+def test_the_continued_run_starts_from_its_base_on_every_process(launched, continued_base):
+    runs, _, _ = launched
+    meta = read_manifest(runs / "continued" / "model")
+    assert meta["base"] == {"name_or_path": continued_base,
+                            "sha256": read_manifest(continued_base)["files"]["model.safetensors"]}
+    first_loss = pd.read_csv(runs / "continued" / "metrics.csv").loss.iloc[0]
+    fresh_loss = pd.read_csv(runs / "sm" / "metrics.csv").loss.iloc[0]
+    assert first_loss < fresh_loss  # it began from trained weights, not from a fresh initialisation
 
 
 def test_mixed_scenario_has_both_kinds_of_update(reference):
