@@ -1,6 +1,7 @@
 """TraceExplorer: scrub back and forth through a recorded decode.
 
-A step slider with play/pause and a sample selector drive `StepViews`: the token strip, the lambda and
+A step slider with play/pause and a sample selector drive `StepViews`: the sample's cells as a layout
+places them (the token strip, or a board such as the sudoku grid: layouts.py), the lambda and
 entropy heatmaps (drawn once; only a marker moves), the fed-back mixture of the selected position, its
 trajectory over the steps and the lambda(H) curve with the current step's masked positions on it.
 """

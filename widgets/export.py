@@ -1,8 +1,10 @@
 """Standalone HTML pages (plotly, no kernel) of the widgets, for sharing and for papermill/HTML runs.
 
-A page holds the figures the widget shows (built by `figures.py`), the token strip drawn by the widget's
-own JavaScript (`token_strip.ESM`, fed by a small stand-in for the widget model) and a step slider with
-play. The arrays a page needs are embedded once as JSON; moving the slider only moves markers and
+A page holds the figures the widget shows (built by `figures.py`), the token strip (or the layout's board)
+drawn by the widget's own JavaScript (`token_strip.ESM`, `cell_grid.ESM`, fed by a small stand-in for the
+widget model) and a step slider with play. The arrays a page needs are embedded once as JSON, computed in
+Python: the page's JavaScript looks numbers up and computes no formula (the SM mixture weights come from
+`SampleView.mixture_table`, i.e. smkit.softmask.mixture_weights); moving the slider only moves markers and
 re-colours the strip, as in the notebook. Size: O(steps x positions x k) numbers, plus plotly.js
 (about 4.7 MB) when `include_plotlyjs=True` (the default: the page works offline).
 """
