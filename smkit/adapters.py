@@ -17,7 +17,11 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .errors import SmkitError
-from .model import DiffusionLM, _config_from_dict, _config_to_dict
+from .hf import base_identity, from_hf
+from .hf_load import load_hf_tokenizer
+from .model import DiffusionLM
+from .model_config import ModelConfig
+from .saving import register_kind
 
 ADAPTER_METHODS = ("lora", "dora")
 ADAPTER_FILE = "adapter.safetensors"
@@ -154,7 +158,7 @@ def save_adapter(model: DiffusionLM, path, extra: dict | None = None, extra_file
             model.tokenizer.save_pretrained(str(tmp))
         if extra_files is not None:
             extra_files(tmp)
-        return {"adapter": model.adapter, "model": _config_to_dict(replace(model.config, k=model.soft_mask.k)),
+        return {"adapter": model.adapter, "model": replace(model.config, k=model.soft_mask.k).to_dict(),
                 "soft_mask": model.soft_mask.values(), "base": model.hf_source, **(extra or {})}
     return ckpt.write_checkpoint(path, fill)
 
@@ -166,14 +170,12 @@ def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=
     Returned in eval mode, on the CPU unless `base` sat elsewhere (move it with `.to(device)`)."""
     from peft import set_peft_model_state_dict
 
-    from .hf import base_identity, from_hf, load_hf_tokenizer
-
     path = Path(path).expanduser()
     meta = ckpt.read_manifest(path)
     if "adapter" not in meta:
         raise ckpt.CheckpointError(f"path={str(path)!r} is a whole-model checkpoint, not an adapter; use "
                                    f"smkit.load_pretrained")
-    cfg, source = _config_from_dict(meta["model"]), meta.get("base") or {}
+    cfg, source = ModelConfig.from_dict(meta["model"]), meta.get("base") or {}
     if isinstance(base, DiffusionLM):
         model = base
         if model.adapter is not None:
@@ -190,7 +192,7 @@ def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=
                         trust_remote_code=trust_remote_code, seq_len=cfg.seq_len, dtype=dtype, k=cfg.k,
                         schedule=cfg.schedule)
         model.hf_source = {**source, "path": str(Path(base).resolve()) if isinstance(base, (str, Path)) else None}
-    _check_base(path, model, cfg, source, base_identity)
+    _check_base(path, model, cfg, source)
     tensors = ckpt.load_tensors(path / ADAPTER_FILE)
     inject(model, meta["adapter"])
     weights = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
@@ -205,7 +207,7 @@ def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=
     return model.eval()
 
 
-def _check_base(path, model: DiffusionLM, cfg, source: dict, base_identity) -> None:
+def _check_base(path, model: DiffusionLM, cfg, source: dict) -> None:
     mine = base_identity(model.backbone)
     wrong = {k: (mine[k], source[k]) for k in mine if k in source and source[k] is not None and mine[k] != source[k]}
     for name in ("vocab_size", "mask_id", "n_tokens", "shift_logits"):
@@ -218,3 +220,6 @@ def _check_base(path, model: DiffusionLM, cfg, source: dict, base_identity) -> N
         raise AdapterError(f"adapter {str(path)!r} was trained on another base: " +
                            ", ".join(f"{k} is {have!r} here but {want!r} in the adapter" for k, (have, want)
                                      in wrong.items()))
+
+
+register_kind("adapter", save=save_adapter, load=load_adapter)

@@ -15,6 +15,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import ConfigError
 from .data import TOKENIZER_KINDS, tokenizer_to_json
+from .saving import PRETRAINED, PRETRAINED_DIR, train_config_of
 
 # TrainConfig field -> where the base records it (its ModelConfig / BackboneConfig)
 _SHAPE_FIELDS = ("backbone", "hidden_size", "num_layers", "num_heads", "intermediate_size")
@@ -32,7 +33,6 @@ class Base:
 
 
 def _resolve(name_or_path) -> Path:
-    from .model import PRETRAINED, PRETRAINED_DIR
     if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
         return PRETRAINED_DIR / name_or_path
     path = Path(name_or_path).expanduser()
@@ -69,7 +69,7 @@ def check_compatible(cfg, model, meta: dict) -> None:
                           f"{model.config.seq_len}")
     if model.tokenizer is None:
         raise ConfigError(f"init_from={cfg.init_from!r}: the base has no tokenizer.json to continue with")
-    base_kind = (meta.get("train_config") or meta.get("trainer", {}).get("train_config") or {}).get("tokenizer")
+    base_kind = (train_config_of(meta) or {}).get("tokenizer")
     if cfg.tokenizer in TOKENIZER_KINDS:
         if base_kind is not None and base_kind != cfg.tokenizer:
             raise ConfigError(f"init_from={cfg.init_from!r}: tokenizer={cfg.tokenizer!r} but the base was trained "

@@ -8,23 +8,16 @@ runs only with an explicit `trust_remote_code=True`.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError
-from .errors import SmkitError
+from .hf_load import DenoiserError, has_tokenizer, input_embedding, load_backbone
 from .model import DiffusionLM, ModelConfig, backbone_logits
 
 MASK_TOKEN = "[MASK]"
-_AUTO_ORDER = ("AutoModelForMaskedLM", "AutoModel", "AutoModelForCausalLM")  # for models that ship their code
-
-
-class DenoiserError(SmkitError):
-    """A model, tokenizer or option that cannot make an SM denoiser; the message names the problem."""
 
 
 def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token: bool = False,
@@ -90,82 +83,16 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
 def _load_dir(path: Path, tokenizer, trust_remote_code: bool, dtype):
     import transformers
 
-    backbone = _load_backbone(path, trust_remote_code, dtype)
+    backbone = load_backbone(path, trust_remote_code, dtype)
     if tokenizer is None:
-        if not _has_tokenizer(path):
+        if not has_tokenizer(path):
             raise DenoiserError(f"model={str(path)!r} holds no tokenizer files; pass tokenizer=")
         remote = {"trust_remote_code": True} if trust_remote_code else {}
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **remote)
     return backbone, tokenizer
 
 
-def _load_backbone(path: Path, trust_remote_code: bool, dtype=None) -> nn.Module:
-    import transformers
-
-    if not (path / "config.json").is_file():
-        raise DenoiserError(f"model={str(path)!r}: not a local model directory (no config.json there); "
-                            f"models are loaded from local folders only, nothing is downloaded")
-    auto = _auto_class(json.loads((path / "config.json").read_text()), path, trust_remote_code)
-    kwargs = {"trust_remote_code": True} if trust_remote_code else {}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    return getattr(transformers, auto).from_pretrained(str(path), **kwargs).eval()
-
-
-def _auto_class(config: dict, path: Path, trust_remote_code: bool) -> str:
-    """The transformers Auto class to load a directory with; remote code is refused unless trusted."""
-    from transformers.models.auto import modeling_auto
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-    model_type, auto_map = config.get("model_type"), config.get("auto_map") or {}
-    if model_type not in CONFIG_MAPPING_NAMES or (trust_remote_code and auto_map):
-        if not auto_map:
-            raise DenoiserError(f"model={str(path)!r}: model_type {model_type!r} is unknown to this transformers "
-                                f"and the directory ships no code (no auto_map in config.json)")
-        if not trust_remote_code:
-            raise DenoiserError(f"model={str(path)!r} runs code shipped with it ({sorted(set(auto_map.values()))}); "
-                                f"read that code, then pass trust_remote_code=True to run it")
-        for name in _AUTO_ORDER:
-            if name in auto_map:
-                return name
-        raise DenoiserError(f"model={str(path)!r}: its auto_map names no model class among {list(_AUTO_ORDER)}")
-    if model_type in modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        return "AutoModelForMaskedLM"
-    if model_type in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "AutoModelForCausalLM"
-    return "AutoModel"
-
-
-def _has_tokenizer(path: Path) -> bool:
-    return any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
-
-
-def load_hf_tokenizer(path, trust_remote_code: bool = False):
-    """The tokenizer saved beside a wrapped model's checkpoint, or None when there is none."""
-    from transformers import AutoTokenizer
-
-    path = Path(path)
-    if not _has_tokenizer(path):
-        return None
-    return AutoTokenizer.from_pretrained(str(path), **({"trust_remote_code": True} if trust_remote_code else {}))
-
-
 # ---------------------------------------------------------------- checks and choices
-
-def input_embedding(backbone: nn.Module) -> nn.Module:
-    """The model's input embedding module (a 2-D `.weight`), or a clear error."""
-    get = getattr(backbone, "get_input_embeddings", None)
-    try:
-        emb = get() if callable(get) else None
-    except (NotImplementedError, AttributeError):
-        emb = None
-    weight = getattr(emb, "weight", None)
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
-        raise DenoiserError(f"the model ({type(backbone).__name__}) has no input embedding matrix: "
-                            f"get_input_embeddings() gave {type(emb).__name__}; soft-masking mixes rows of that "
-                            f"matrix, so the model needs one (an nn.Embedding) and must accept inputs_embeds")
-    return emb
-
 
 def resolve_mask_id(tokenizer, rows: int, mask_id: int | None = None) -> int:
     """The [MASK] id: the given one, else the tokenizer's mask token, else the first unused embedding row."""
@@ -259,30 +186,3 @@ def base_identity(backbone: nn.Module) -> dict:
             "vocab_rows": int(input_embedding(backbone).weight.shape[0]),
             "hidden_size": getattr(config, "hidden_size", None),
             "num_layers": getattr(config, "num_hidden_layers", None)}
-
-
-def backbone_from_manifest(meta: dict, path, trust_remote_code: bool = False) -> nn.Module:
-    """A model of the class and config a checkpoint recorded, for its weights to be loaded into: a transformers
-    class built from the saved config, or (a class shipped as code) the base directory loaded again, which
-    needs trust_remote_code=True."""
-    import transformers
-    from transformers import AutoConfig, PreTrainedModel
-
-    name = meta.get("backbone_class")
-    cls = getattr(transformers, name, None) if isinstance(name, str) else None
-    if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
-        d = dict(meta["backbone"])
-        return cls(AutoConfig.for_model(d.pop("model_type"), **d))
-    base = (meta.get("hf_source") or {}).get("path")
-    if not trust_remote_code or base is None or not Path(base).is_dir():
-        why = ("pass trust_remote_code=True to run that code again" if base and Path(base).is_dir() else
-               f"its base directory {base!r} is gone")
-        raise CheckpointError(f"checkpoint {str(path)!r}: the backbone class {name!r} is code shipped with the "
-                              f"model in {base!r}, not part of transformers; {why}")
-    backbone = _load_backbone(Path(base), trust_remote_code=True)
-    rows = meta["model"]["vocab_size"]
-    if input_embedding(backbone).weight.shape[0] != rows:       # grown by add_mask_token
-        backbone.resize_token_embeddings(rows, mean_resizing=False)
-    if (meta.get("hf_source") or {}).get("bidirectional"):
-        backbone.config.is_causal = False
-    return backbone

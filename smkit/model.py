@@ -3,67 +3,22 @@
 The backbone is either built here from a `BackboneConfig` (our own small encoders, mask = last id) or any
 Hugging Face module that takes `inputs_embeds` and returns logits (`config.backbone=None`; see
 `smkit.hf.from_hf`), with its own mask id, ids the tokenizer does not know never predicted, and optionally
-logits shifted right by one position (Dream-style decoders).
+logits shifted right by one position (Dream-style decoders). Files are `smkit.saving`'s business.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .backbone import BackboneConfig, build_from_hf_config, hf_config
-from .data import check_tokenizer, load_tokenizer
+from .backbone import build_from_hf_config, hf_config
+from .data import check_tokenizer
+from .model_config import ModelConfig
+from .saving import checkpoint_path, load_model, save_model
+from .saving import PRETRAINED, PRETRAINED_DIR  # noqa: F401  (still importable from here)
 from .schedules import EPS, get_schedule, sample_t
-from .softmask import SoftMask, entropy_from_logits
-
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-PRETRAINED = ("shakespeare-sm", "shakespeare-binary")
-DEFAULT_PRETRAINED = "shakespeare-sm"
-
-
-@dataclass
-class ModelConfig:
-    """Shape of a denoiser. `vocab_size`: rows of the input embedding matrix (= logits per position), the mask
-    id included. `backbone`: the shape of an encoder built here, or None for a Hugging Face module passed in.
-    `mask_id`: None means the last id. `n_tokens`: ids >= n_tokens (embedding rows no token uses) are never
-    predicted; None means all ids are tokens. `shift_logits`: the logits for position i are the backbone's
-    output at i - 1 (the first position keeps its own), as in decoder-style diffusion LMs such as Dream."""
-    vocab_size: int
-    seq_len: int = 128
-    backbone: Optional[BackboneConfig] = field(default_factory=BackboneConfig)
-    k: int = 3
-    sm_scale: float = 0.0067
-    sm_centre: float = -0.75
-    sm_steepness: float = 6.66
-    schedule: str = "loglinear"
-    mask_id: Optional[int] = None
-    n_tokens: Optional[int] = None
-    shift_logits: bool = False
-
-    def validate(self) -> "ModelConfig":
-        if not isinstance(self.vocab_size, int) or self.vocab_size < 3:
-            raise ValueError(f"vocab_size={self.vocab_size!r}: must be an integer >= 3 (tokens plus [MASK])")
-        if not isinstance(self.seq_len, int) or self.seq_len < 2:
-            raise ValueError(f"seq_len={self.seq_len!r}: the sequence length must be an integer >= 2")
-        if not isinstance(self.k, int) or not 1 <= self.k <= self.vocab_size - 1:
-            raise ValueError(f"k={self.k!r}: must be an integer in [1, {self.vocab_size - 1}] (the vocabulary)")
-        get_schedule(self.schedule)
-        if self.mask_id is not None and (not _is_int(self.mask_id) or not 0 <= self.mask_id < self.vocab_size):
-            raise ValueError(f"mask_id={self.mask_id!r}: must be an id in [0, {self.vocab_size}) (the vocabulary)")
-        if self.n_tokens is not None and (not _is_int(self.n_tokens) or not 2 <= self.n_tokens <= self.vocab_size):
-            raise ValueError(f"n_tokens={self.n_tokens!r}: must be an integer in [2, {self.vocab_size}]")
-        if not isinstance(self.shift_logits, bool):
-            raise ValueError(f"shift_logits={self.shift_logits!r}: must be True or False")
-        if isinstance(self.backbone, dict):
-            self.backbone = BackboneConfig(**self.backbone)
-        if self.backbone is not None:
-            self.backbone.validate()
-        return self
-
+from .softmask import SoftMask
 
 class DiffusionLM(nn.Module):
     """`logits = model(x_t)` gives SUBS log-probabilities [B, L, V]: the mask token never predicted, unmasked
@@ -166,81 +121,18 @@ class DiffusionLM(nn.Module):
         self.train(was_training)
         return total / n
 
-    def entropy(self, logits) -> torch.Tensor:
-        return entropy_from_logits(logits)
-
-    # ------------------------------------------------------------ files
+    # ------------------------------------------------------------ files (smkit.saving does the work)
     def save_pretrained(self, path, dtype: torch.dtype = torch.float32, extra: dict | None = None,
                         extra_files=None) -> Path:
-        """Write config, weights (safetensors) and tokenizer atomically. `dtype` stores floating weights
-        smaller (the SM scalars stay float32); `extra_files(tmp_dir)` may add files to the same folder.
-        A model carrying a PEFT adapter saves the adapter, the SM scalars and a note of its base only
-        (`smkit.adapters.save_adapter`)."""
-        if self.adapter is not None:
-            from .adapters import save_adapter
-            return save_adapter(self, path, extra=extra, extra_files=extra_files)
-
-        def fill(tmp: Path) -> dict:
-            tensors, tied = {}, {}
-            seen: dict = {}
-            for name, value in self.state_dict().items():
-                key = (value.data_ptr(), tuple(value.shape), value.dtype)
-                if key in seen:
-                    tied[name] = seen[key]
-                    continue
-                seen[key] = name
-                if value.is_floating_point() and not name.startswith("soft_mask."):
-                    value = value.to(dtype)
-                tensors[name] = value
-            ckpt.save_tensors(tensors, tmp / "model.safetensors")
-            if self.tokenizer is not None:
-                self.tokenizer.save_pretrained(str(tmp))
-            if extra_files is not None:
-                extra_files(tmp)
-            meta = {"model": _config_to_dict(replace(self.config, k=self.soft_mask.k)),
-                    "backbone": self.backbone.config.to_dict(), "tied": tied, "soft_mask": self.soft_mask.values()}
-            if self.train_config is not None:
-                meta["train_config"] = self.train_config
-            if self.config.backbone is None:
-                meta["backbone_class"] = type(self.backbone).__name__
-                meta["hf_source"] = self.hf_source
-            return {**meta, **(extra or {})}
-        return ckpt.write_checkpoint(path, fill)
+        """Write config, weights (safetensors) and tokenizer atomically; a model carrying a PEFT adapter saves the
+        adapter, the SM scalars and a note of its base. See `smkit.saving.save_model`."""
+        return save_model(self, path, dtype=dtype, extra=extra, extra_files=extra_files)
 
     @classmethod
     def load_pretrained(cls, path, trust_remote_code: bool = False) -> "DiffusionLM":
         """A checkpoint folder written by `save_pretrained` (an adapter checkpoint loads its base, then the
-        adapter; `trust_remote_code` is passed on only when True)."""
-        meta = ckpt.read_manifest(path)
-        if "adapter" in meta:
-            from .adapters import load_adapter
-            return load_adapter(path, trust_remote_code=trust_remote_code)
-        cfg = _config_from_dict(meta["model"])
-        if cfg.backbone is None:
-            from .hf import backbone_from_manifest, load_hf_tokenizer
-            backbone = backbone_from_manifest(meta, path, trust_remote_code)
-            tokenizer = load_hf_tokenizer(path, trust_remote_code)
-        else:
-            backbone = build_from_hf_config(meta["backbone"])
-            tokenizer = load_tokenizer(path) if (Path(path) / "tokenizer.json").is_file() else None
-        model = cls(cfg, backbone, tokenizer)
-        model.hf_source = meta.get("hf_source")
-        model.train_config = meta.get("train_config") or meta.get("trainer", {}).get("train_config")
-        tensors = ckpt.load_tensors(Path(path) / "model.safetensors")
-        for alias, source in meta.get("tied", {}).items():
-            tensors[alias] = tensors[source]
-        own = model.state_dict()
-        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-        if missing or unexpected:
-            raise ckpt.CheckpointError(f"checkpoint {str(path)!r} does not match its config: missing {missing[:5]}, "
-                                       f"unexpected {unexpected[:5]}")
-        for name, value in tensors.items():
-            if value.shape != own[name].shape:
-                raise ckpt.CheckpointError(f"checkpoint {str(path)!r}: {name} has shape {tuple(value.shape)}, "
-                                           f"config says {tuple(own[name].shape)}")
-        model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
-        model.eval()
-        return model
+        adapter; `trust_remote_code` is passed on only when True). See `smkit.saving.load_model`."""
+        return load_model(path, cls, trust_remote_code=trust_remote_code)
 
 
 def subs(logits: torch.Tensor, input_ids: torch.Tensor, mask_id: int, n_tokens: int | None = None) -> torch.Tensor:
@@ -273,10 +165,6 @@ def backbone_logits(out) -> torch.Tensor:
     return logits
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _check_fixed(fixed, input_ids) -> torch.Tensor:
     if not isinstance(fixed, torch.Tensor) or fixed.dtype != torch.bool or fixed.shape != input_ids.shape:
         what = f"{fixed.dtype} {tuple(fixed.shape)}" if isinstance(fixed, torch.Tensor) else type(fixed).__name__
@@ -284,25 +172,7 @@ def _check_fixed(fixed, input_ids) -> torch.Tensor:
     return fixed.to(input_ids.device)
 
 
-def _config_to_dict(cfg: ModelConfig) -> dict:
-    return asdict(cfg)
-
-
-def _config_from_dict(d: dict) -> ModelConfig:
-    d = dict(d)
-    if d.get("backbone") is not None:
-        d["backbone"] = BackboneConfig(**d["backbone"])
-    return ModelConfig(**d)
-
-
 def load_pretrained(name_or_path: str | Path | None = None, trust_remote_code: bool = False) -> DiffusionLM:
     """A shipped model by name (default: the SM model trained on Shakespeare) or a checkpoint folder (a whole
     model, or an adapter checkpoint whose base is loaded first)."""
-    name_or_path = DEFAULT_PRETRAINED if name_or_path is None else name_or_path
-    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
-        return DiffusionLM.load_pretrained(PRETRAINED_DIR / name_or_path)
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        raise ckpt.CheckpointError(f"name_or_path={str(name_or_path)!r} is neither a shipped model {PRETRAINED} "
-                                   f"nor an existing checkpoint folder")
-    return DiffusionLM.load_pretrained(path, trust_remote_code=trust_remote_code)
+    return DiffusionLM.load_pretrained(checkpoint_path(name_or_path), trust_remote_code=trust_remote_code)
