@@ -27,8 +27,8 @@
 # %% tags=["parameters"]
 from typing import Optional
 
-model: Optional[str] = None  # shipped model name (shakespeare-sm, shakespeare-binary) or a checkpoint folder; None: the default
-prompt: str = "ROMEO.\n"  # text kept fixed as a prefix
+model: Optional[str] = None  # shipped model name (smkit.PRETRAINED) or a checkpoint folder; None: the default
+prompt: Optional[str] = None  # text kept fixed as a prefix; None: one that suits the model's corpus
 length: int = 96  # tokens per sample, prompt included (at most the model's seq_len)
 steps: int = 12  # denoising steps, i.e. the forward-pass budget (low: several tokens per step)
 strategy: str = "confidence"  # unmasking rule, one of smkit.STRATEGIES
@@ -44,7 +44,7 @@ import smkit
 from smkit.notebooks import check_parameter, output_dir
 
 check_parameter(model is None or isinstance(model, str), "model", model, "a shipped model name or a checkpoint folder")
-check_parameter(isinstance(prompt, str), "prompt", prompt, "must be text")
+check_parameter(prompt is None or isinstance(prompt, str), "prompt", prompt, "must be text or None")
 check_parameter(isinstance(length, int) and length >= 2, "length", length, "must be an integer >= 2")
 check_parameter(isinstance(steps, int) and steps >= 1, "steps", steps, "must be an integer >= 1")
 check_parameter(strategy in smkit.STRATEGIES, "strategy", strategy, f"choose one of {sorted(smkit.STRATEGIES)}")
@@ -61,6 +61,9 @@ from IPython.display import HTML, display
 
 m = smkit.load_pretrained(model)
 check_parameter(length <= m.config.seq_len, "length", length, f"must be at most the model's seq_len={m.config.seq_len}")
+PROMPTS = {"python": "import os\n\n\ndef ", "shakespeare": "ROMEO.\n"}  # a start that suits each built-in corpus
+if prompt is None:
+    prompt = PROMPTS.get((getattr(m, "train_config", None) or {}).get("corpus"), "")
 w = m.soft_mask.values()
 print(f"model {model or 'default'}: k={w['k']} w_s={w['scale']:.3f} w_a={w['steepness']:.2f} w_b={w['centre']:.3f}")
 
@@ -85,6 +88,30 @@ rows = "".join(
                      f"{html.escape(g.texts[i])}</pre></td>" for g in runs.values()) + "</tr>"
     for i in range(num_samples))
 display(HTML(f"<table><tr>{''.join(f'<th>{n} ({g.nfe} passes)</th>' for n, g in runs.items())}</tr>{rows}</table>"))
+
+# %% [markdown]
+# ## Where the two decodes part
+# Same seed, same steps: any difference comes from what SM fed back at still-masked positions.
+
+# %%
+binary_run, sm_run = runs["binary"], runs["soft-masked"]
+changed = [i for i in range(num_samples) if binary_run.tokens[i].tolist() != sm_run.tokens[i].tolist()]
+first = sm_run.trace[0]
+open_lam = float(first.lam[first.masked].mean()) if first.masked.any() else 0.0
+print(f"SM changed {len(changed)} of {num_samples} samples; mean lambda fed back after the first pass: {open_lam:.3f}")
+if changed:
+    i = changed[0]
+    pos = next(p for p, (a, b) in enumerate(zip(binary_run.tokens[i].tolist(), sm_run.tokens[i].tolist())) if a != b)
+    tok = m.tokenizer
+    step_lam = sm_run.trace.lam[:, i, pos]
+    peak = int(step_lam.argmax())
+    print(f"Look at sample {i}, token {pos}: binary wrote {tok.decode([binary_run.tokens[i, pos].item()])!r}, SM wrote "
+          f"{tok.decode([sm_run.tokens[i, pos].item()])!r}. On the SM lambda heatmap below, column {pos} is fed a "
+          f"mixture up to lambda = {float(step_lam.max()):.2f} (step {peak}) before it is revealed.")
+else:
+    w = m.soft_mask.values()
+    print(f"No sample changed: this model's gate is nearly shut (w_s = {w['scale']:.4f}), so SM inputs are almost "
+          f"pure [MASK] embeddings. Try the default model, or more samples.")
 
 # %% [markdown]
 # ## What happened at each step
