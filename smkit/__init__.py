@@ -8,12 +8,13 @@ from .finetune import FinetuneConfig, finetune
 from .train import TrainConfig, train
 from .strategies import STRATEGIES
 from .trace import StepRecord, Trace
-from .sampling import Generation, SamplingConfig, generate, iter_steps
+from .sampling import Generation, Plan, SamplingConfig, Steps, generate, iter_steps
 from . import hooks
+from .hooks import add_hooks
 
 __version__ = "0.1.0"
 
 __all__ = ["SoftMask", "soft_mask_lambda", "soft_mask_embeddings", "entropy_from_logits", "DiffusionLM",
            "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "Generation",
-           "SamplingConfig", "generate", "iter_steps", "hooks", "from_hf", "add_adapter", "save_adapter", "load_adapter",
+           "SamplingConfig", "Plan", "generate", "iter_steps", "Steps", "hooks", "add_hooks", "from_hf", "add_adapter", "save_adapter", "load_adapter",
            "FinetuneConfig", "finetune", "SmkitError"]

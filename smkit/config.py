@@ -3,13 +3,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
+
+import numpy as np
 
 from .errors import SmkitError
 
 
 class ConfigError(SmkitError):
     pass
+
+
+def is_int(value) -> bool:
+    """An integer, Python's or NumPy's; a bool is not one."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite real number, integer or float, Python's or NumPy's; a bool is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return is_int(value) or math.isfinite(value)   # an int is finite (and may be too big for a float)
 
 
 def check(cond: bool, field: str, value, allowed: str) -> None:

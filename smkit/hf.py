@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import is_int
 from .hf_load import DenoiserError, has_tokenizer, input_embedding, load_backbone
 from .model import DiffusionLM, ModelConfig, backbone_logits
 
@@ -97,7 +98,7 @@ def _load_dir(path: Path, tokenizer, trust_remote_code: bool, dtype):
 def resolve_mask_id(tokenizer, rows: int, mask_id: int | None = None) -> int:
     """The [MASK] id: the given one, else the tokenizer's mask token, else the first unused embedding row."""
     if mask_id is not None:
-        if not isinstance(mask_id, int) or isinstance(mask_id, bool) or not 0 <= mask_id < rows:
+        if not is_int(mask_id) or not 0 <= mask_id < rows:
             raise DenoiserError(f"mask_id={mask_id!r}: must be an id in [0, {rows}) (the input embedding rows)")
         return mask_id
     if tokenizer is None:
@@ -137,7 +138,7 @@ def _add_mask_token(backbone: nn.Module, tokenizer) -> None:
 
 def _seq_len(backbone: nn.Module, seq_len: int | None) -> int:
     if seq_len is not None:
-        if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 2:
+        if not is_int(seq_len) or seq_len < 2:
             raise DenoiserError(f"seq_len={seq_len!r}: must be an integer >= 2")
         return seq_len
     config = getattr(backbone, "config", None)

@@ -16,13 +16,17 @@ A hook is `fn(value, state) -> replacement or None` attached to a point by name.
 A "step" hook may return `STOP` (or raise `StopSampling`) to end the loop after this step; the final
 noise-removal step still runs. "mixture" is passed only when a forward pass takes SM input embeddings.
 
-    with smkit.hooks.hooks(model, {"lambda": lambda lam, s: lam.clamp(max=0.5)}):
+    with smkit.add_hooks(model, {"lambda": lambda lam, s: lam.clamp(max=0.5)}):
         g = smkit.generate(model)
+
+or for one call only: `smkit.generate(model, hooks={"lambda": ...})`. (`add_hooks` was called `hooks` and
+`model_hooks`, names that still work but warn: `hooks` is also this module's name and `generate`'s argument.)
 
 A point with no hook costs nothing: the sampler checks `hookset.has(name)` before building anything.
 """
 from __future__ import annotations
 
+import warnings
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,7 +115,7 @@ _MODEL_HOOKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @contextmanager
-def model_hooks(model, hooks):
+def add_hooks(model, hooks):
     """Attach hooks (dict {point: fn or [fns]} or list of (point, fn)) to every sampling call on `model`
     inside the block; they are always removed on exit, even after an error."""
     pairs = _as_pairs(hooks)
@@ -129,7 +133,18 @@ def model_hooks(model, hooks):
             _MODEL_HOOKS.pop(model, None)
 
 
-hooks = model_hooks
+def _deprecated_alias(old_name: str):
+    def alias(model, hooks):
+        warnings.warn(f"smkit.hooks.{old_name} is deprecated; use smkit.add_hooks (smkit.hooks.add_hooks)",
+                      DeprecationWarning, stacklevel=2)
+        return add_hooks(model, hooks)
+    alias.__name__ = alias.__qualname__ = old_name
+    alias.__doc__ = "Deprecated name of `add_hooks`."
+    return alias
+
+
+hooks = _deprecated_alias("hooks")
+model_hooks = _deprecated_alias("model_hooks")
 
 
 def collect(model, extra=None) -> HookSet:

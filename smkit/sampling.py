@@ -1,4 +1,4 @@
-"""The sampler (METHOD.md section 4): the ONE step loop, `iter_steps`, and `generate` that runs it.
+"""The sampler (arXiv 2510.17206, section 4): the ONE step loop, `iter_steps`, and `generate` that runs it.
 
 A step: (1) a forward pass on the current state, plain token embeddings on the first step and, with
 soft-masking, SM input embeddings at still-masked positions built from the previous pass; no pass at all
@@ -7,6 +7,10 @@ distribution, computed once and shared by SM, the rule and the trace; (3) the ru
 picks positions to reveal / remask; (4) tokens for revealed positions drawn by Gumbel-max in float64 from
 the temperature / top-k / top-p distribution (truncation touches sampling only, never SM); (5) lambda of
 the next SM input from THIS pass at the positions still masked in the updated state.
+
+In the code: `_Loop.run` iterates the scheduled steps, `_Loop._step` is (1)-(4) and hands the decision to
+`_Loop._apply`, which the final noise-removal step shares: it applies the decision and does (5), the trace
+record and the "step" hooks. The settings are checked before any compute (`smkit.sampling_plan`).
 
 A position remasked by ReMDM was unmasked in the pass that remasked it, so (SUBS) its distribution there is
 one-hot on the old token: its SM input mixes [MASK] with that token, as the rule above says.
@@ -17,231 +21,22 @@ the backbone's forward is batch-invariant; otherwise a float-level difference ma
 """
 from __future__ import annotations
 
-import math
+import functools
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from .config import ConfigError
 from .hooks import Decision, HookSet, StepState, StopSampling, collect
+from .sampling_plan import (LAMBDA_SCHEDULES, REMDM_ETA, Plan, SamplingConfig, _Plan, _token_ids,  # noqa: F401
+                            make_plan)
 from .schedules import get_schedule
-from .softmask import embed_mixture, mixture_weights, soft_mask_lambda
-from .strategies import STRATEGIES, StepView, get_strategy
+from .softmask import entropy_from_log_probs, soft_mask_inputs, soft_mask_lambda
+from .strategies import StepView, get_strategy
 from .trace import StepRecord, Trace
-
-LAMBDA_SCHEDULES = ("none", "linear", "stepwise")
-REMDM_ETA = {"remdm-cap": 0.008, "remdm-rescale": 0.015, "remdm-conf": 0.0, "remdm-loop": 0.02}
-
-
-@dataclass
-class SamplingConfig:
-    """Settings of one sampling call; `validate(model)` checks every field before any compute."""
-    prompt: Optional[str] = None           # prefix text (or a list of token ids); kept fixed
-    infill: Optional[str] = None           # template after the prompt; each [MASK] (the tokenizer's mask token) is generated, the rest kept; token ids with mask_id also accepted; a list of texts: one template per sample (same token count)
-    num_samples: int = 1                   # samples decoded together
-    length: int = 128                      # tokens per sample, prompt included (at most the model's seq_len)
-    steps: int = 32                        # denoising steps (forward passes at most; +1 for noise removal)
-    strategy: str = "confidence"           # unmasking rule: one of smkit.STRATEGIES
-    soft_mask: bool = True                 # feed still-masked positions soft-masked inputs from the previous pass
-    seed: int = 0                          # sample i uses a generator seeded from (seed, first_sample + i)
-    first_sample: int = 0                  # index of the first sample (decode samples i.. of a bigger run)
-    temperature: float = 1.0               # sampling temperature (> 0)
-    top_k: Optional[int] = None            # sample among the top_k tokens only (SM untouched)
-    top_p: Optional[float] = None          # nucleus mass in (0, 1] for sampling (SM untouched)
-    k: Optional[int] = None                # SM top-k candidates (default: the model's)
-    lambda_schedule: str = "none"          # none | linear (w_s x fraction masked) | stepwise (w_s while > half masked)
-    sm_scale: Optional[float] = None       # override w_s in [0, 1] (default: the model's)
-    sm_centre: Optional[float] = None      # override w_b (default: the model's)
-    sm_steepness: Optional[float] = None   # override w_a > 0 (default: the model's)
-    block_length: Optional[int] = None     # semi-autoregressive blocks over the generated span
-    threshold: float = 0.9                 # strategy threshold: reveal where max prob > threshold, in (0, 1]
-    eta: Optional[float] = None            # ReMDM eta in [0, 1] (default 0.008 cap, 0.015 rescale, 0.02 loop)
-    t_on: float = 0.55                     # remdm-loop: start of the remasking loop
-    t_off: float = 0.05                    # remdm-loop: end of the remasking loop
-    alpha_on: float = 0.9                  # remdm-loop: alpha held during the loop, in (0, 1)
-    k_trace: int = 5                       # top-k ids/probabilities kept per position in the trace
-    noise_removal: bool = True             # fill positions still masked at the end by argmax of a last pass
-    device: Optional[str] = None           # run on this device (moves the model); default: the model's
-
-    def validate(self, model) -> "_Plan":
-        return _plan(self, model)
-
-
-# ---------------------------------------------------------------- validation (before any compute)
-
-def _bad(name, value, allowed):
-    return ValueError(f"{name}={value!r}: {allowed}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _token_ids(value, name, model, allow_mask: bool) -> list[int]:
-    vocab, mask_id = model.config.vocab_size, model.mask_id
-    if isinstance(value, str):
-        if model.tokenizer is None:
-            raise _bad(name, value, "a text needs model.tokenizer; this model has none, pass token ids")
-        ids = model.tokenizer(value, add_special_tokens=False)["input_ids"]
-    elif isinstance(value, torch.Tensor):
-        ids = value.flatten().tolist()
-    elif isinstance(value, (list, tuple)) and all(_is_int(i) for i in value):
-        ids = [int(i) for i in value]
-    else:
-        raise _bad(name, value, "give a string or a sequence of token ids")
-    bad = [i for i in ids if not 0 <= i < vocab or (i == mask_id and not allow_mask)]
-    if bad:
-        what = f"token ids in [0, {mask_id})" + (f" or the mask id {mask_id}" if allow_mask else
-                                                 f" (the mask id {mask_id} marks infill, not prompt, tokens)")
-        raise _bad(name, value, f"holds {bad[:5]}; allowed: {what}")
-    return ids
-
-
-@dataclass
-class _Plan:
-    config: SamplingConfig
-    init: torch.Tensor       # [L] initial tokens
-    fixed: torch.Tensor      # [L] bool
-    prompt_length: int
-    blocks: list             # (start, end, steps)
-    k: int
-    kk: int                  # top-k width computed per step
-    scale: float
-    centre: float
-    steepness: float
-    eta: float
-    device: torch.device
-
-
-def _plan(cfg: SamplingConfig, model) -> _Plan:
-    V, mask_id, ctx = model.config.vocab_size, model.mask_id, model.config.seq_len
-    if not _is_int(mask_id) or not 0 <= mask_id < V:
-        raise ValueError(f"model.mask_id={mask_id!r}: must be an id in [0, {V}) (model.config.vocab_size)")
-    for name in ("num_samples", "length", "steps", "seed", "first_sample", "k_trace"):
-        if not _is_int(getattr(cfg, name)):
-            raise _bad(name, getattr(cfg, name), "must be an integer")
-    if cfg.steps < 1:
-        raise _bad("steps", cfg.steps, "must be >= 1")
-    if cfg.num_samples < 1:
-        raise _bad("num_samples", cfg.num_samples, "must be >= 1")
-    if cfg.seed < 0 or cfg.first_sample < 0:
-        raise _bad("seed" if cfg.seed < 0 else "first_sample", min(cfg.seed, cfg.first_sample), "must be >= 0")
-    if cfg.strategy not in STRATEGIES:
-        raise _bad("strategy", cfg.strategy, f"unknown unmasking rule; choose one of {sorted(STRATEGIES)}")
-    if not isinstance(cfg.soft_mask, bool) or not isinstance(cfg.noise_removal, bool):
-        name = "soft_mask" if not isinstance(cfg.soft_mask, bool) else "noise_removal"
-        raise _bad(name, getattr(cfg, name), "must be True or False")
-    if not _is_num(cfg.temperature) or cfg.temperature <= 0:
-        raise _bad("temperature", cfg.temperature, "must be a number > 0")
-    if cfg.top_k is not None and (not _is_int(cfg.top_k) or cfg.top_k < 1):
-        raise _bad("top_k", cfg.top_k, "must be None or an integer >= 1")
-    if cfg.top_p is not None and (not _is_num(cfg.top_p) or not 0 < cfg.top_p <= 1):
-        raise _bad("top_p", cfg.top_p, "must be None or a number in (0, 1]")
-    k = model.soft_mask.k if cfg.k is None else cfg.k
-    if not _is_int(k) or not 1 <= k <= V - 1:
-        raise _bad("k", cfg.k, f"the SM top-k must be an integer in [1, {V - 1}] (the vocabulary without [MASK])")
-    if not 0 <= cfg.k_trace <= V - 1:
-        raise _bad("k_trace", cfg.k_trace, f"must lie in [0, {V - 1}]")
-    if cfg.lambda_schedule not in LAMBDA_SCHEDULES:
-        raise _bad("lambda_schedule", cfg.lambda_schedule, f"choose one of {list(LAMBDA_SCHEDULES)}")
-    if not _is_num(cfg.threshold) or not 0 < cfg.threshold <= 1:
-        raise _bad("threshold", cfg.threshold, "must be a number in (0, 1]")
-    eta = REMDM_ETA.get(cfg.strategy, 0.0) if cfg.eta is None else cfg.eta
-    if not _is_num(eta) or not 0 <= eta <= 1:
-        raise _bad("eta", cfg.eta, "the ReMDM remasking strength must be a number in [0, 1] (eta >= 0)")
-    if not (_is_num(cfg.t_on) and _is_num(cfg.t_off) and 0 < cfg.t_off < cfg.t_on < 1):
-        raise ValueError(f"t_on={cfg.t_on!r}, t_off={cfg.t_off!r}: need 0 < t_off < t_on < 1")
-    if not _is_num(cfg.alpha_on) or not 0 < cfg.alpha_on < 1:
-        raise _bad("alpha_on", cfg.alpha_on, "must be a number in (0, 1)")
-    if cfg.strategy == "remdm-loop" and eta * cfg.alpha_on / (1 - cfg.alpha_on) > 1:
-        raise _bad("eta", eta, f"remdm-loop reveals w.p. eta*alpha_on/(1-alpha_on), which must be <= 1: "
-                               f"eta <= {(1 - cfg.alpha_on) / cfg.alpha_on:.4g} for alpha_on={cfg.alpha_on}")
-    sm = {}
-    for name, live in (("sm_scale", model.soft_mask.scale), ("sm_centre", model.soft_mask.centre),
-                       ("sm_steepness", model.soft_mask.steepness)):
-        v = getattr(cfg, name)
-        if v is not None and not _is_num(v):
-            raise _bad(name, v, "must be None or a finite number")
-        sm[name] = float(live.detach()) if v is None else float(v)
-    if not 0 <= sm["sm_scale"] <= 1:
-        raise _bad("sm_scale", cfg.sm_scale, "w_s must lie in [0, 1]")
-    if not sm["sm_steepness"] > 0:
-        raise _bad("sm_steepness", cfg.sm_steepness, "w_a must be > 0")
-
-    # layout: prompt | infill template | masks up to `length`
-    prompt = [] if cfg.prompt is None else _token_ids(cfg.prompt, "prompt", model, allow_mask=False)
-    P = len(prompt)
-    if P >= ctx:
-        raise _bad("prompt", _short(cfg.prompt), f"has {P} tokens; the context (model.config.seq_len) holds {ctx}, "
-                                                 f"and at least one position must be left to generate")
-    if not 1 <= cfg.length <= ctx:
-        raise _bad("length", cfg.length, f"must lie in [1, {ctx}] (model.config.seq_len)")
-    if cfg.length <= P:
-        raise _bad("length", cfg.length, f"must exceed the prompt length ({P} tokens); it counts the prompt")
-    templates = [[]]
-    if cfg.infill is not None:
-        templates = [_template(t, cfg, model, P) for t in _per_sample(cfg)]
-        if len({len(t) for t in templates}) > 1:
-            counts = sorted({len(t) for t in templates})
-            raise _bad("infill", f"<{len(templates)} templates>", f"per-sample templates must have the same number "
-                                                                   f"of tokens; got {counts}")
-    init = torch.full((len(templates), cfg.length), mask_id, dtype=torch.long)
-    init[:, :P] = torch.tensor(prompt, dtype=torch.long)
-    init[:, P:P + len(templates[0])] = torch.tensor(templates, dtype=torch.long)
-    if len(templates) == 1:
-        init = init[0]         # one template for every sample: [L]; per-sample templates: [num_samples, L]
-    fixed = init != mask_id
-
-    span = cfg.length - P
-    if cfg.block_length is None:
-        bounds = [(P, cfg.length)]
-    else:
-        if not _is_int(cfg.block_length) or cfg.block_length < 1 or span % cfg.block_length:
-            raise _bad("block_length", cfg.block_length, f"must be a positive divisor of the generated span "
-                                                         f"({span} = length {cfg.length} - prompt {P})")
-        bounds = [(a, a + cfg.block_length) for a in range(P, cfg.length, cfg.block_length)]
-    if cfg.steps < len(bounds):
-        raise _bad("steps", cfg.steps, f"must be at least the number of blocks ({len(bounds)})")
-    base, extra = divmod(cfg.steps, len(bounds))
-    blocks = [(a, b, base + (j < extra)) for j, (a, b) in enumerate(bounds)]
-
-    device = torch.device(cfg.device) if cfg.device is not None else model.device
-    kk = max(k if cfg.soft_mask else 0, cfg.k_trace, 2 if cfg.strategy == "margin" else 1)
-    return _Plan(cfg, init, fixed, P, blocks, k, min(kk, V - 1), sm["sm_scale"], sm["sm_centre"],
-                 sm["sm_steepness"], float(eta), device)
-
-
-def _per_sample(cfg: SamplingConfig) -> list:
-    """The infill templates: [infill] for one template, or the list of texts given one per sample."""
-    texts = cfg.infill
-    if not (isinstance(texts, (list, tuple)) and texts and all(isinstance(t, str) for t in texts)):
-        return [texts]
-    if len(texts) != cfg.num_samples:
-        raise _bad("infill", f"<{len(texts)} templates>", f"gives {len(texts)} templates for num_samples="
-                                                          f"{cfg.num_samples}: give one template, or one per sample")
-    return list(texts)
-
-
-def _template(infill, cfg: SamplingConfig, model, P: int) -> list[int]:
-    mask_id = model.mask_id
-    template = _token_ids(infill, "infill", model, allow_mask=True)
-    if mask_id not in template:
-        marker = model.tokenizer.mask_token if model.tokenizer is not None else f"id {mask_id}"
-        raise _bad("infill", _short(infill), f"the template has no mask marker {marker!r} to fill")
-    if P + len(template) > cfg.length:
-        raise _bad("infill", _short(infill), f"prompt ({P}) + template ({len(template)} tokens) exceed "
-                                             f"length={cfg.length}")
-    return template
-
-
-def _short(v):
-    return v if not isinstance(v, str) or len(v) <= 60 else v[:57] + "..."
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -272,33 +67,40 @@ def truncate(logits: torch.Tensor, temperature: float, top_k, top_p) -> torch.Te
     return torch.log_softmax(lp, -1)
 
 
-def _mixture(x, lam, top_ids, top_logp, k, weight):
-    """SM input embeddings (METHOD.md section 2) from the step's shared top-k: slot 0 is the input token
-    ([MASK] at masked positions), slots 1..k the candidates; weights from `softmask.mixture_weights`."""
-    ids = torch.cat([x.unsqueeze(-1), top_ids[..., :k]], -1)
-    return embed_mixture(ids, mixture_weights(lam, top_logp[..., :k]), weight)
-
-
-def _entropy_of_logp(rows: torch.Tensor, mask_last: bool) -> torch.Tensor:
-    """Entropy (nats) of SUBS log-prob rows [N, V] of masked positions. Their -inf entries ([MASK], and ids no
-    token uses) have p = 0 and add nothing; `mask_last`: [MASK] is the last id and the only -inf (sliced away)."""
-    if mask_last:
-        return -(rows[:, :-1].exp() * rows[:, :-1]).sum(-1)
-    return -(rows.exp() * rows.masked_fill(torch.isneginf(rows), 0.0)).sum(-1)
-
-
+@functools.lru_cache(maxsize=4096)
 def _alpha(schedule, t: float) -> float:
     return float(schedule(torch.tensor(t, dtype=torch.float64))[0])
+
+
+class _Stats(NamedTuple):
+    """One pass's distribution as a step reads it. `log_probs` [B, L, V] (after any "logits" hook);
+    `entropy` [B, L] and the `plan.top_width` most likely tokens, `top_log_probs` / `top_ids` [B, L, width],
+    descending, each None when nothing reads it."""
+    log_probs: torch.Tensor
+    entropy: torch.Tensor | None
+    top_log_probs: torch.Tensor | None
+    top_ids: torch.Tensor | None
+
+
+class _When(NamedTuple):
+    """Where a scheduled step stands: its block and the block's positions left to decode (not fixed),
+    t and s before / after it, whether it is the block's last, and the block's steps left (this one included)."""
+    block: int
+    region: torch.Tensor
+    t: float
+    s: float
+    last: bool
+    steps_left: int
 
 
 # ---------------------------------------------------------------- the step loop
 
 class Steps:
-    """Iterator over `StepRecord`s of one decoding run (see `iter_steps`). While or after iterating:
+    """Iterator over `StepRecord`s of one decoding run (what `iter_steps` returns). While or after iterating:
     `tokens` [B, L] the current state, `nfe` forward passes spent, `done` True once exhausted,
-    `plan` the validated settings. Runs under torch.no_grad and in eval mode, step by step."""
+    `plan` the validated settings (a `Plan`). Runs under torch.no_grad and in eval mode, step by step."""
 
-    def __init__(self, model, plan: _Plan, hookset: HookSet, trace: bool):
+    def __init__(self, model, plan: Plan, hookset: HookSet, trace: bool):
         self.model, self.plan, self.trace = model, plan, trace
         self.config = plan.config
         self.done = False
@@ -332,7 +134,9 @@ class Steps:
 
 
 class _Loop:
-    def __init__(self, model, plan: _Plan, hooks: HookSet, trace: bool):
+    """The state of one decoding run, and the one place a step happens: `run` -> `_step` -> `_apply`."""
+
+    def __init__(self, model, plan: Plan, hooks: HookSet, trace: bool):
         cfg = plan.config
         dev = plan.device
         if model.device != dev:
@@ -340,10 +144,12 @@ class _Loop:
         self.model, self.plan, self.cfg, self.hooks, self.trace = model, plan, cfg, hooks, trace
         B, L = cfg.num_samples, cfg.length
         self.mask_id = model.mask_id
+        # SUBS makes [MASK] the only -inf log-prob when it is the last id and every id is a token
         self.mask_last = (self.mask_id == model.config.vocab_size - 1
                           and getattr(model.config, "n_tokens", None) is None)
         self.x = plan.init.to(dev).expand(B, L).clone()
         self.fixed = plan.fixed.to(dev).expand(B, L).clone()
+        self.no_edit = torch.zeros_like(self.fixed)
         self.n_free = (~self.fixed).sum(-1).clamp(min=1)
         self.gens = [torch.Generator(device=dev).manual_seed(sample_seed(cfg.seed, cfg.first_sample + i))
                      for i in range(B)]
@@ -358,13 +164,92 @@ class _Loop:
         self.dirty = torch.ones(B, dtype=torch.bool, device=dev)        # tokens changed since the row's last forward
         self.last_plain = torch.ones(B, dtype=torch.bool, device=dev)   # the row's last forward had plain input
         self.lam = None              # [B, L] lambda of the next input (None: plain input)
-        self.top_ids = self.top_logp = None
-        self.stats = None            # (logp, entropy, top_logp, top_ids) of the current cache, or None
+        self.top_ids = self.top_log_probs = None   # the top-k the next SM input mixes
+        self.stats = None            # the `_Stats` of the current cache, or None
         self.nfe = 0
         self.step = 0
+        self.stop_requested = False  # a "step" hook asked to stop after its step
         self.t0 = None
 
-    # -- forward with the no-change cache
+    def run(self):
+        """The step loop: every scheduled step, then the noise-removal step."""
+        self.t0 = time.perf_counter()
+        try:
+            for when in self._timetable():
+                rec = self._step(when)
+                if rec is not None:
+                    yield rec
+                if self.stop_requested:
+                    break
+        except StopSampling:
+            pass                     # a hook ended decoding inside a step: that step leaves no record
+        yield from self._noise_removal()
+
+    def _timetable(self):
+        """The scheduled steps, block by block, as `_When`s."""
+        for j, (start, end, n) in enumerate(self.plan.blocks):
+            region = torch.zeros_like(self.fixed)
+            region[:, start:end] = True
+            region &= ~self.fixed
+            for i in range(n):
+                yield _When(j, region, 1 - i / n, 1 - (i + 1) / n, i == n - 1, n - i)
+
+    def _step(self, when: _When) -> StepRecord | None:
+        """One denoising step; None (no pass, no record) when no row has anything left to do in the block."""
+        masked = self.x == self.mask_id
+        candidates, editable, active = self._positions(masked, when.region)
+        if not bool(active.any()):
+            return None
+        state = self._state(when.block, when.t, when.s, masked)
+        self._forward(active, state)
+        stats = self._stats(state, masked)
+        reveal, remask = self.rule(self._view(when, stats, candidates, editable, active))
+        reveal = reveal & candidates
+        remask = remask & editable if self.rule.remasks else torch.zeros_like(reveal)
+        tokens, sampled = self._sample(stats.log_probs, reveal)
+        return self._apply(Decision(reveal, remask, tokens), masked, state, stats, when.block, when.t, sampled)
+
+    def _noise_removal(self):
+        """The last step: what is still masked gets the argmax of one more pass (unless cfg.noise_removal=False)."""
+        masked = self.x == self.mask_id
+        if not self.cfg.noise_removal or not bool(masked.any()):
+            return
+        state = self._state(-1, 0.0, 0.0, masked)
+        try:
+            self._forward(masked.any(-1), state)
+            stats = self._stats(state, masked)
+            reveal = masked & ~self.fixed
+            tokens = torch.where(reveal, stats.log_probs.argmax(-1), self.x)
+            rec = self._apply(Decision(reveal, torch.zeros_like(reveal), tokens), masked, state, stats, -1, 0.0)
+        except StopSampling:
+            return
+        yield rec
+
+    def _apply(self, decision: Decision, masked, state, stats: _Stats, block: int, t: float,
+               sampled=None) -> StepRecord:
+        """Apply a step's decision, after the "reveal" hooks: new tokens, the no-change cache, remdm-conf memory,
+        lambda of the next SM input; then the record, after the "step" hooks. `sampled`: (rows, positions,
+        probabilities) of this step's draws, for remdm-conf."""
+        if self.hooks.has("reveal"):
+            decision = self.hooks.run("reveal", decision, state)
+            self._check_decision(decision, masked)
+        reveal, remask, tokens = decision.reveal, decision.remask, decision.tokens
+        x_new = torch.where(reveal, tokens, self.x).masked_fill(remask, self.mask_id)
+        changed = (reveal | remask).any(-1)
+        self.dirty |= changed
+        if bool(changed.any()):
+            self.stats = None        # statistics are per masked row: recompute them for the new state
+        if self.conf is not None:
+            self.conf = self._confidence(reveal, remask, tokens, stats.log_probs, sampled)
+        self.x = x_new
+        self.lam = self._next_lambda(stats.entropy, x_new == self.mask_id, state)
+        if self.lam is not None:
+            self.top_ids, self.top_log_probs = stats.top_ids, stats.top_log_probs
+        rec = self._finish_step(self._record(block, t, masked, reveal, remask, x_new, stats), state)
+        self.step += 1
+        return rec
+
+    # -- (1) forward with the no-change cache
     def _forward(self, active, state):
         lam = self.lam
         sm_rows = (lam != 0).any(-1) if lam is not None else torch.zeros_like(active)
@@ -374,7 +259,9 @@ class _Loop:
         if not bool(need.any()):
             return False
         if bool((sm_rows & need).any()):
-            embeds = _mixture(self.x, lam, self.top_ids, self.top_logp, self.plan.k, self.model.embedding_weight)
+            sm_k = self.plan.sm_k
+            embeds = soft_mask_inputs(self.x, self.top_ids[..., :sm_k], self.top_log_probs[..., :sm_k], lam,
+                                      self.mask_id, self.model.embedding_weight)
             if self.hooks.has("mixture"):
                 embeds = self.hooks.run("mixture", embeds, state)
             out = self.model(self.x, inputs_embeds=embeds)
@@ -390,48 +277,70 @@ class _Loop:
         self.stats = None
         return True
 
-    def _stats(self, state, masked):
-        """(logp, entropy [B, L], top_logp [B, L, kk], top_ids [B, L, kk]) of the current cache, computed at the
-        masked rows only: under SUBS an unmasked row is one-hot (entropy 0; top-k = the token with log-prob 0,
-        then [MASK] with -inf). With a "logits" hook every row is computed from the hooked log-probs."""
+    # -- (2) entropy and top-k, once per pass
+    def _stats(self, state, masked) -> _Stats:
+        """The `_Stats` of the current cache, computed at the masked rows only: under SUBS an unmasked row is
+        one-hot (entropy 0; top-k = the token with log-prob 0, then [MASK] with -inf). With a "logits" hook
+        every row is computed from the hooked log-probs."""
         if self.stats is not None and not self.hooks.has("logits"):
             return self.stats
-        logp = self.cache
-        need_entropy, kk = self.need_entropy, self.plan.kk if self.need_top else 0
-        entropy = top_logp = top_ids = None
+        log_probs = self.cache
+        need_entropy, width = self.need_entropy, self.plan.top_width if self.need_top else 0
+        entropy = top_log_probs = top_ids = None
         if self.hooks.has("logits"):
-            logp = self.hooks.run("logits", logp, state)
+            log_probs = self.hooks.run("logits", log_probs, state)
             if need_entropy:
-                entropy = torch.special.entr(logp.exp()).sum(-1)
-            if kk:
-                top_logp, top_ids = logp.topk(kk, -1)
-        elif kk == 1 and not need_entropy:
-            v, i = logp.max(-1)        # an unmasked SUBS row is one-hot: its max is its own token, log-prob 0
-            top_logp, top_ids = v.unsqueeze(-1), i.unsqueeze(-1)
-        elif need_entropy or kk:
+                entropy = entropy_from_log_probs(log_probs)
+            if width:
+                top_log_probs, top_ids = log_probs.topk(width, -1)
+        elif width == 1 and not need_entropy:
+            v, i = log_probs.max(-1)   # an unmasked SUBS row is one-hot: its max is its own token, log-prob 0
+            top_log_probs, top_ids = v.unsqueeze(-1), i.unsqueeze(-1)
+        elif need_entropy or width:
             B, L = masked.shape
             bi, li = masked.nonzero(as_tuple=True)
-            rows = logp.view(B * L, -1) if bi.numel() == B * L else logp[bi, li]   # [N, V]
-            if kk:
-                top_logp = torch.full((B, L, kk), float("-inf"), device=logp.device)
-                top_logp[..., 0] = 0.0
-                top_ids = torch.full((B, L, kk), self.mask_id, dtype=torch.long, device=logp.device)
+            rows = log_probs.view(B * L, -1) if bi.numel() == B * L else log_probs[bi, li]   # [N, V]
+            if width:
+                top_log_probs = torch.full((B, L, width), float("-inf"), device=log_probs.device)
+                top_log_probs[..., 0] = 0.0
+                top_ids = torch.full((B, L, width), self.mask_id, dtype=torch.long, device=log_probs.device)
                 top_ids[..., 0] = self.x
-                if kk == 1:
+                if width == 1:
                     v, i = rows.max(-1)
-                    top_logp[bi, li], top_ids[bi, li] = v.unsqueeze(-1), i.unsqueeze(-1)
+                    top_log_probs[bi, li], top_ids[bi, li] = v.unsqueeze(-1), i.unsqueeze(-1)
                 else:
-                    top_logp[bi, li], top_ids[bi, li] = rows.topk(kk, -1)
+                    top_log_probs[bi, li], top_ids[bi, li] = rows.topk(width, -1)
             if need_entropy:
-                entropy = torch.zeros(B, L, device=logp.device)
-                entropy[bi, li] = _entropy_of_logp(rows, self.mask_last)
+                entropy = torch.zeros(B, L, device=log_probs.device)
+                entropy[bi, li] = (entropy_from_log_probs(rows[:, :-1], finite=True) if self.mask_last
+                                   else entropy_from_log_probs(rows))
         if entropy is not None and self.hooks.has("entropy"):
             entropy = self.hooks.run("entropy", entropy, state)
-        if top_logp is not None and self.hooks.has("topk"):
-            ids, probs = self.hooks.run("topk", (top_ids, top_logp.exp()), state)
-            top_ids, top_logp = ids, probs.clamp(min=0).log()
-        self.stats = (logp, entropy, top_logp, top_ids)
+        if top_log_probs is not None and self.hooks.has("topk"):
+            ids, probs = self.hooks.run("topk", (top_ids, top_log_probs.exp()), state)
+            top_ids, top_log_probs = ids, probs.clamp(min=0).log()
+        self.stats = _Stats(log_probs, entropy, top_log_probs, top_ids)
         return self.stats
+
+    # -- (3) the rule
+    def _positions(self, masked, region):
+        """(candidates, editable, active): the masked positions of the block this step may reveal, the
+        decoded ones it may remask (remasking rules only), and the rows with any of them."""
+        candidates = masked & region
+        if not self.rule.remasks:
+            return candidates, self.no_edit, candidates.any(-1)
+        editable = ~masked & region
+        active = candidates.any(-1) | editable.any(-1)
+        return candidates & active[:, None], editable & active[:, None], active
+
+    def _view(self, when: _When, stats: _Stats, candidates, editable, active) -> StepView:
+        cfg, top, n = self.cfg, stats.top_log_probs, when.steps_left
+        return StepView(
+            top_probs=top.exp() if top is not None else None, entropy=stats.entropy, candidates=candidates,
+            editable=editable, n_reveal=(candidates.sum(-1) + n - 1) // n, t=when.t, s=when.s,
+            alpha_t=_alpha(self.schedule, when.t), alpha_s=1.0 if when.last else _alpha(self.schedule, when.s),
+            last=when.last, uniform=self._uniform(active) if self.rule.stochastic else None, conf=self.conf,
+            threshold=cfg.threshold, eta=self.plan.eta, t_on=cfg.t_on, t_off=cfg.t_off, alpha_on=cfg.alpha_on)
 
     def _uniform(self, active):
         B, L = self.x.shape
@@ -440,26 +349,47 @@ class _Loop:
             u[b] = torch.rand(L, generator=self.gens[b], dtype=torch.float64, device=self.x.device)
         return u
 
-    def _sample(self, logp, reveal):
-        """Tokens [B, L] (the current state where not revealed) and, for remdm-conf, the probability of each
-        sampled token under the sampling distribution."""
+    # -- (4) the tokens
+    def _sample(self, log_probs, reveal):
+        """Tokens [B, L]: the current ones, with a draw at each revealed position; and, for remdm-conf,
+        (rows, positions, probabilities under the sampling distribution) of the draws, else None."""
         cfg = self.cfg
         tokens = self.x.clone()
-        bi, li = reveal.nonzero(as_tuple=True)
-        if bi.numel() == 0:
-            return tokens, None, (bi, li)
-        rows = logp[bi, li]
+        rows, cols = reveal.nonzero(as_tuple=True)
+        if rows.numel() == 0:
+            return tokens, None
+        dist = log_probs[rows, cols]
         if cfg.temperature != 1 or cfg.top_k is not None or cfg.top_p is not None or self.conf is not None:
-            rows = truncate(rows, cfg.temperature, cfg.top_k, cfg.top_p)   # else: already normalised log-probs
-        counts = torch.bincount(bi, minlength=len(self.gens)).tolist()
-        V = rows.shape[-1]
-        noise = torch.cat([torch.rand(c, V, generator=self.gens[b], dtype=torch.float64, device=rows.device)
+            dist = truncate(dist, cfg.temperature, cfg.top_k, cfg.top_p)   # else: already normalised log-probs
+        counts = torch.bincount(rows, minlength=len(self.gens)).tolist()
+        V = dist.shape[-1]
+        noise = torch.cat([torch.rand(c, V, generator=self.gens[b], dtype=torch.float64, device=dist.device)
                            for b, c in enumerate(counts) if c])
-        ids = gumbel_argmax(rows, noise)
-        tokens[bi, li] = ids
-        probs = rows.gather(-1, ids[:, None]).squeeze(-1).exp() if self.conf is not None else None
-        return tokens, probs, (bi, li)
+        ids = gumbel_argmax(dist, noise)
+        tokens[rows, cols] = ids
+        if self.conf is None:
+            return tokens, None
+        return tokens, (rows, cols, dist.gather(-1, ids[:, None]).squeeze(-1).exp())
 
+    def _check_decision(self, d: Decision, masked):
+        ok_reveal = masked & ~self.fixed
+        ok_remask = ~masked & ~self.fixed
+        if bool((d.reveal & ~ok_reveal).any()) or bool((d.remask & ~ok_remask).any()):
+            raise ValueError("reveal hook: reveal must mark masked, non-fixed positions and remask decoded, "
+                             "non-fixed ones")
+        if bool((d.reveal & (d.tokens == self.mask_id)).any()):
+            raise ValueError("reveal hook: a revealed position needs a token other than [MASK] in `tokens`")
+
+    def _confidence(self, reveal, remask, tokens, log_probs, sampled):
+        """remdm-conf memory: -p(token) where a token is decoded now (a draw's p under the sampling
+        distribution, else the model's), kept until the position is remasked (then -inf)."""
+        conf_new = -log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).exp().to(torch.float64)
+        if sampled is not None:
+            rows, cols, probs = sampled
+            conf_new[rows, cols] = -probs
+        return torch.where(reveal, conf_new, self.conf).masked_fill(remask, float("-inf"))
+
+    # -- (5) lambda of the next SM input
     def _next_lambda(self, entropy, masked_after, state):
         if not self.cfg.soft_mask:
             return None
@@ -475,157 +405,51 @@ class _Loop:
             lam = torch.where(masked_after, lam, torch.zeros_like(lam))
         return lam
 
+    # -- the record and the hooks around it
     def _state(self, block, t, s, masked):
         if not self.hooks:
             return None
         return StepState(self.step, block, t, s, self.x, masked, self.fixed, self.nfe, self.mask_id, self.model)
 
-    def _check_decision(self, d: Decision, masked):
-        ok_reveal = masked & ~self.fixed
-        ok_remask = ~masked & ~self.fixed
-        if bool((d.reveal & ~ok_reveal).any()) or bool((d.remask & ~ok_remask).any()):
-            raise ValueError("reveal hook: reveal must mark masked, non-fixed positions and remask decoded, "
-                             "non-fixed ones")
-        if bool((d.reveal & (d.tokens == self.mask_id)).any()):
-            raise ValueError("reveal hook: a revealed position needs a token other than [MASK] in `tokens`")
-
-    def _record(self, block, t, masked, reveal, remask, x_new, entropy, top_logp, top_ids):
+    def _record(self, block, t, masked, reveal, remask, x_new, stats: _Stats) -> StepRecord:
         B, L = x_new.shape
-        kt = self.cfg.k_trace
-        lam = entropy_out = ids = probs = None
+        lam = entropy = ids = probs = None
         if self.trace:
+            k_trace = self.cfg.k_trace
             lam = self.lam if self.lam is not None else torch.zeros(B, L, device=x_new.device)
-            entropy_out = entropy
-            ids, probs = top_ids[..., :kt], top_logp[..., :kt].exp()
+            entropy = stats.entropy
+            ids, probs = stats.top_ids[..., :k_trace], stats.top_log_probs[..., :k_trace].exp()
         return StepRecord(step=self.step, block=block, t=torch.full((B,), float(t)), tokens=x_new,
-                          masked_before=masked, revealed=reveal, remasked=remask, lam=lam, entropy=entropy_out,
+                          masked_before=masked, revealed=reveal, remasked=remask, lam=lam, entropy=entropy,
                           topk_ids=ids, topk_probs=probs, nfe=self.nfe,
                           wall_time=time.perf_counter() - self.t0, fixed=self.fixed, mask_id=self.mask_id)
 
-    def _finish_step(self, rec, state):
-        """Run "step" hooks; True when one asks to stop."""
+    def _finish_step(self, rec: StepRecord, state) -> StepRecord:
+        """Run the "step" hooks on the finished record: one may replace it, or ask to stop after it."""
         if not self.hooks.has("step"):
-            return rec, False
+            return rec
         try:
             out = self.hooks.run("step", rec, state)
         except StopSampling:
-            return rec, True
-        return (rec if out is None else out), False
-
-    def run(self):
-        cfg, plan = self.cfg, self.plan
-        mask_id = self.mask_id
-        self.t0 = time.perf_counter()
-        remasks = self.rule.remasks
-        no_edit = torch.zeros_like(self.fixed)
-        alphas = {}
-        alpha = lambda t: alphas[t] if t in alphas else alphas.setdefault(t, _alpha(self.schedule, t))
-        stop = False
-        try:
-            for j, (start, end, n) in enumerate(plan.blocks):
-                region = torch.zeros_like(self.fixed)
-                region[:, start:end] = True
-                region &= ~self.fixed
-                for i in range(n):
-                    t, s, last = 1 - i / n, 1 - (i + 1) / n, i == n - 1
-                    masked = self.x == mask_id
-                    cand = masked & region
-                    if remasks:
-                        editable = ~masked & region
-                        active = cand.any(-1) | editable.any(-1)
-                        cand, editable = cand & active[:, None], editable & active[:, None]
-                    else:
-                        editable, active = no_edit, cand.any(-1)
-                    if not bool(active.any()):
-                        continue
-                    state = self._state(j, t, s, masked)
-                    self._forward(active, state)
-                    logp, entropy, top_logp, top_ids = self._stats(state, masked)
-                    remaining = cand.sum(-1)
-                    view = StepView(
-                        top_probs=top_logp.exp() if top_logp is not None else None, entropy=entropy,
-                        candidates=cand, editable=editable, n_reveal=(remaining + (n - i) - 1) // (n - i), t=t, s=s,
-                        alpha_t=alpha(t), alpha_s=1.0 if last else alpha(s),
-                        last=last, uniform=self._uniform(active) if self.rule.stochastic else None,
-                        conf=self.conf, threshold=cfg.threshold, eta=plan.eta, t_on=cfg.t_on, t_off=cfg.t_off,
-                        alpha_on=cfg.alpha_on)
-                    reveal, remask = self.rule(view)
-                    reveal = reveal & cand
-                    remask = remask & editable if remasks else no_edit
-                    tokens, probs, (bi, li) = self._sample(logp, reveal)
-                    x_new = tokens       # the current tokens with the revealed ones filled in
-                    if self.hooks.has("reveal"):
-                        d = self.hooks.run("reveal", Decision(reveal, remask, tokens), state)
-                        self._check_decision(d, masked)
-                        reveal, remask, tokens = d.reveal, d.remask, d.tokens
-                        x_new = torch.where(reveal, tokens, self.x)
-                    if remasks:
-                        x_new = x_new.masked_fill(remask, mask_id)
-                    changed = (reveal | remask).any(-1) if remasks else reveal.any(-1)
-                    self.dirty |= changed
-                    if bool(changed.any()):
-                        self.stats = None    # statistics are per masked row: recompute for the new state
-                    if self.conf is not None:
-                        conf_new = -logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).exp().to(torch.float64)
-                        if probs is not None:
-                            conf_new[bi, li] = -probs
-                        self.conf = torch.where(reveal, conf_new, self.conf).masked_fill(remask, float("-inf"))
-                    self.x = x_new
-                    self.lam = self._next_lambda(entropy, x_new == mask_id, state)
-                    if self.lam is not None:
-                        self.top_ids, self.top_logp = top_ids, top_logp
-                    rec, stop = self._finish_step(
-                        self._record(j, t, masked, reveal, remask, x_new, entropy, top_logp, top_ids), state)
-                    self.step += 1
-                    yield rec
-                    if stop:
-                        break
-                if stop:
-                    break
-        except StopSampling:
-            pass
-        yield from self._noise_removal()
-
-    def _noise_removal(self):
-        masked = self.x == self.mask_id
-        if not self.cfg.noise_removal or not bool(masked.any()):
-            return
-        active = masked.any(-1)
-        state = self._state(-1, 0.0, 0.0, masked)
-        try:
-            self._forward(active, state)
-            logp, entropy, top_logp, top_ids = self._stats(state, masked)
-            reveal = masked & ~self.fixed
-            tokens = torch.where(reveal, logp.argmax(-1), self.x)
-            remask = torch.zeros_like(reveal)
-            if self.hooks.has("reveal"):
-                d = self.hooks.run("reveal", Decision(reveal, remask, tokens), state)
-                self._check_decision(d, masked)
-                reveal, remask, tokens = d.reveal, d.remask, d.tokens
-        except StopSampling:
-            return
-        x_new = torch.where(reveal, tokens, self.x).masked_fill(remask, self.mask_id)
-        self.x = x_new
-        self.lam = self._next_lambda(entropy, x_new == self.mask_id, state) if entropy is not None else None
-        rec, _ = self._finish_step(self._record(-1, 0.0, masked, reveal, remask, x_new, entropy, top_logp, top_ids),
-                                   state)
-        self.step += 1
-        yield rec
+            self.stop_requested = True
+            return rec
+        return rec if out is None else out
 
 
 def iter_steps(model, prompt=None, *, config: SamplingConfig | None = None, hooks=None, trace: bool = True,
                **options) -> Steps:
     """The step loop: an iterator of `StepRecord`s, one per denoising step (plus a last noise-removal step
-    when positions are still masked). Settings are `SamplingConfig` fields, given as `config=` or keywords.
-    Bad settings raise ValueError here, before any compute. `trace=False` leaves the per-position
-    statistics (lam, entropy, top-k) out of the records. `hooks`: {point: fn} for this call only (see
-    `smkit.hooks`). Step it by hand: `it = iter_steps(m, steps=32); next(it); it.tokens`."""
+    when positions are still masked), as a `Steps`. Settings are `SamplingConfig` fields, given as `config=` or
+    keywords; a bad one raises `smkit.config.ConfigError` (a `smkit.SmkitError`) here, before any compute.
+    `trace=False` leaves the per-position statistics (lam, entropy, top-k) out of the records. `hooks`:
+    {point: fn} for this call only (see `smkit.hooks`). Step it by hand: `it = iter_steps(m, steps=32);
+    next(it); it.tokens`."""
     if config is None:
         config = SamplingConfig(prompt=prompt, **_check_options(options))
     elif options or prompt is not None:
-        raise ValueError("iter_steps: give either config= or keyword settings, not both")
+        raise ConfigError("iter_steps: give either config= or keyword settings, not both")
     hookset = collect(model, hooks)
-    plan = _plan(config, model)
+    plan = make_plan(config, model)
     return Steps(model, plan, hookset, trace)
 
 
@@ -633,7 +457,7 @@ def _check_options(options: dict) -> dict:
     names = {f.name for f in fields(SamplingConfig)}
     unknown = sorted(set(options) - names)
     if unknown:
-        raise ValueError(f"unknown sampling setting(s) {unknown}; allowed: {sorted(names)}")
+        raise ConfigError(f"unknown sampling setting(s) {unknown}; allowed: {sorted(names)}")
     return options
 
 
@@ -712,7 +536,7 @@ def generate(model, prompt=None, num_samples: int = 1, length: int = 128, steps:
                       prompt_length=it.plan.prompt_length, config=cfg, tokenizer=tok)
 
 
-def _meta(plan: _Plan, model) -> dict:
+def _meta(plan: Plan, model) -> dict:
     cfg = asdict(plan.config)
     for name in ("prompt", "infill"):
         if isinstance(cfg[name], torch.Tensor):
@@ -720,6 +544,6 @@ def _meta(plan: _Plan, model) -> dict:
         elif isinstance(cfg[name], tuple):
             cfg[name] = list(cfg[name])
     return {"config": cfg, "mask_id": model.mask_id, "prompt_length": plan.prompt_length,
-            "blocks": [list(b) for b in plan.blocks], "k": plan.k, "sm_scale": plan.scale,
+            "blocks": [list(b) for b in plan.blocks], "k": plan.sm_k, "sm_scale": plan.scale,
             "sm_centre": plan.centre, "sm_steepness": plan.steepness, "eta": plan.eta,
             "schedule": model.config.schedule}

@@ -1,4 +1,5 @@
-"""The soft-masking (SM) operator: METHOD.md section 2, the one place its formulas live.
+"""The soft-masking (SM) operator (arXiv 2510.17206, section 2): the one place its formulas live, for training
+and decoding alike.
 
 A still-masked position l is fed back as
     e_l = (1 - lambda_l) E[m] + lambda_l * sum_{i in topk(p_l)} pi_i E[v_i]
@@ -6,6 +7,12 @@ A still-masked position l is fed back as
     lambda_l = scale * sigmoid(steepness * (-H(p_l) - centre))
 with H the entropy of the full distribution (nats). The paper's names: scale = w_s, steepness = w_a,
 centre = w_b.
+
+Layers, each built on the one before: `entropy_from_log_probs` -> `soft_mask_lambda`; `sparse_mixture` (the k+1
+ids and weights from a top-k already computed) -> `soft_mask_inputs` (their embeddings) ->
+`soft_mask_embeddings` (from logits: lambda and top-k computed here). Training (`SoftMask.forward`) and the
+sampler (which computes one top-k per step and shares it with the rule and the trace) both end in
+`soft_mask_inputs`.
 """
 from __future__ import annotations
 
@@ -18,14 +25,20 @@ import torch.nn.functional as F
 _EPS = 1e-6  # keeps steepness > 0 and centre < 0 strictly, as in the authors' parameterisation
 
 
+def entropy_from_log_probs(log_probs: torch.Tensor, finite: bool = False) -> torch.Tensor:
+    """Entropy (nats) of normalised log-probabilities over the last axis; -inf entries (p = 0) contribute 0.
+    `finite=True` promises there is no -inf entry and skips looking for them."""
+    terms = log_probs if finite else log_probs.masked_fill(torch.isneginf(log_probs), 0.0)
+    return -(log_probs.exp() * terms).sum(-1)
+
+
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Entropy (nats) of softmax(logits) over the last axis; -inf logits contribute 0."""
-    p = torch.softmax(logits.float(), dim=-1)
-    return torch.special.entr(p).sum(-1)
+    return entropy_from_log_probs(torch.log_softmax(logits.float(), dim=-1))
 
 
 def soft_mask_lambda(logits, scale, centre, steepness, entropy=None) -> torch.Tensor:
-    """lambda per position from the full softmax of `logits` [..., V] -> [...]."""
+    """lambda per position from the full softmax of `logits` [..., V] -> [...] (or from `entropy` [...])."""
     h = entropy_from_logits(logits) if entropy is None else entropy
     return scale * torch.sigmoid(steepness * (-h - centre))
 
@@ -37,17 +50,24 @@ def mixture_weights(lam, top_logits) -> torch.Tensor:
     return torch.cat([(1 - lam).unsqueeze(-1), lam.unsqueeze(-1) * pi], dim=-1)
 
 
-def soft_mask_mixture(input_ids, logits, mask_id: int, k: int, lam):
-    """The sparse mixture: ids [B, L, k+1] and weights [B, L, k+1] of the embedding rows to add.
+def sparse_mixture(input_ids, top_ids, top_logits, lam, mask_id: int):
+    """The sparse mixture from a top-k already computed: ids [B, L, k+1] and weights [B, L, k+1] of the
+    embedding rows to add. `top_ids`, `top_logits` [B, L, k]: the k most likely tokens and their logits (or
+    log-probs), descending; `lam` [B, L].
 
     Slot 0 is the mask token at masked positions (weight 1 - lambda) and the input token elsewhere
-    (weight 1, lambda forced to 0); slots 1..k are the top-k candidates with weight lambda * pi_i.
+    (weight 1: lambda is forced to 0 wherever `input_ids` is not `mask_id`); slots 1..k are the candidates
+    with weight lambda * pi_i.
     """
-    masked = input_ids == mask_id
-    lam = torch.where(masked, lam, torch.zeros_like(lam))
-    top_logits, top_ids = logits.float().topk(k, dim=-1)
+    lam = torch.where(input_ids == mask_id, lam, torch.zeros_like(lam))
     ids = torch.cat([input_ids.unsqueeze(-1), top_ids], dim=-1)
     return ids, mixture_weights(lam, top_logits)
+
+
+def soft_mask_mixture(input_ids, logits, mask_id: int, k: int, lam):
+    """`sparse_mixture` of the top-k of `logits` [B, L, V]: ids [B, L, k+1] and weights [B, L, k+1]."""
+    top_logits, top_ids = logits.float().topk(k, dim=-1)
+    return sparse_mixture(input_ids, top_ids, top_logits, lam, mask_id)
 
 
 def embed_mixture(ids, weights, embedding_weight) -> torch.Tensor:
@@ -59,11 +79,19 @@ def embed_mixture(ids, weights, embedding_weight) -> torch.Tensor:
     return out.view(*ids.shape[:-1], embedding_weight.shape[-1])
 
 
+def soft_mask_inputs(input_ids, top_ids, top_logits, lam, mask_id: int, embedding_weight) -> torch.Tensor:
+    """Input embeddings [B, L, D] for the next forward pass from a top-k already computed: SM at masked
+    positions, the exact token embedding elsewhere. The one function both training and decoding build SM
+    inputs with."""
+    ids, weights = sparse_mixture(input_ids, top_ids, top_logits, lam, mask_id)
+    return embed_mixture(ids, weights, embedding_weight)
+
+
 def soft_mask_embeddings(input_ids, logits, embedding_weight, mask_id, k, scale, centre, steepness):
     """Input embeddings [B, L, D] for the next forward pass: SM at masked positions, exact tokens elsewhere."""
     lam = soft_mask_lambda(logits, scale, centre, steepness)
-    ids, weights = soft_mask_mixture(input_ids, logits, mask_id, k, lam)
-    return embed_mixture(ids, weights, embedding_weight)
+    top_logits, top_ids = logits.float().topk(k, dim=-1)
+    return soft_mask_inputs(input_ids, top_ids, top_logits, lam, mask_id, embedding_weight)
 
 
 def _inv_softplus(y: float) -> float:
@@ -71,7 +99,7 @@ def _inv_softplus(y: float) -> float:
 
 
 class SoftMask(nn.Module):
-    """Exactly three trainable scalars, kept in range by construction (METHOD.md section 2):
+    """Exactly three trainable scalars, kept in range by construction (arXiv 2510.17206, section 2):
     scale = sigmoid(raw_scale) in [0, 1), steepness = softplus(raw) + 1e-6 > 0,
     centre = -softplus(raw) - 1e-6 < 0. scale = 0 (raw = -inf) switches SM off exactly."""
 
@@ -113,9 +141,8 @@ class SoftMask(nn.Module):
         return soft_mask_lambda(logits, self.scale, self.centre, self.steepness, entropy)
 
     def forward(self, input_ids, logits, embedding_weight, mask_id: int, k: int | None = None):
-        k = self.k if k is None else k
-        ids, weights = soft_mask_mixture(input_ids, logits, mask_id, k, self.lam(logits))
-        return embed_mixture(ids, weights, embedding_weight)
+        return soft_mask_embeddings(input_ids, logits, embedding_weight, mask_id, self.k if k is None else k,
+                                    self.scale, self.centre, self.steepness)
 
     def extra_repr(self) -> str:
         v = self.values()

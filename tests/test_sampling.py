@@ -1,6 +1,8 @@
 """The sampler's invariants (issue 3), each on a real tiny model."""
 import json
+import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -344,18 +346,28 @@ def test_step_hook_stops_early(trained_lm, counter, how):
     assert not (g.tokens == trained_lm.mask_id).any() and g.nfe == counter.count == 3
 
 
-def test_model_hooks_context_manager_always_removes(trained_lm):
+def test_add_hooks_context_manager_always_removes(trained_lm):
     seen = []
-    with smhooks.hooks(trained_lm, {"entropy": lambda h, s: seen.append(s.step)}):
+    with smkit.add_hooks(trained_lm, {"entropy": lambda h, s: seen.append(s.step)}):
         _gen(trained_lm, steps=3)
     assert seen == [0, 1, 2]
     with pytest.raises(RuntimeError):
-        with smhooks.model_hooks(trained_lm, [("topk", lambda v, s: None)]):
+        with smhooks.add_hooks(trained_lm, [("topk", lambda v, s: None)]):
             raise RuntimeError("boom")
     assert len(smhooks.collect(trained_lm)._by_point) == 0
     seen.clear()
     _gen(trained_lm, steps=3)
     assert seen == []
+
+
+@pytest.mark.parametrize("old_name", ["hooks", "model_hooks"])
+def test_the_old_names_of_add_hooks_still_work_and_warn(trained_lm, old_name):
+    seen = []
+    with pytest.warns(DeprecationWarning, match=f"smkit.hooks.{old_name} is deprecated.*add_hooks"):
+        manager = getattr(smhooks, old_name)(trained_lm, {"entropy": lambda h, s: seen.append(s.step)})
+    with manager:
+        _gen(trained_lm, steps=2)
+    assert seen == [0, 1] and len(smhooks.collect(trained_lm)._by_point) == 0
 
 
 def test_unknown_hook_point(trained_lm):
@@ -394,16 +406,43 @@ BAD = [
                                                    enumerate(BAD)])
 def test_bad_input_fails_before_any_compute(trained_lm, counter, kwargs, match):
     kw = {"length": 24, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(smkit.SmkitError, match=match):
         smkit.generate(trained_lm, **kw)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(smkit.SmkitError, match=match):
         smkit.iter_steps(trained_lm, **kw)
+    with pytest.raises(smkit.SmkitError, match=match):
+        smkit.SamplingConfig(**kw).validate(trained_lm)
     assert counter.count == 0
 
 
+@pytest.mark.parametrize("name,value", [("temperature", -1.0), ("steps", True), ("top_p", float("nan")),
+                                        ("strategy", "greedy"), ("num_samples", 1.5)])
+def test_a_bad_sampling_argument_is_a_config_error_naming_it(trained_lm, name, value):
+    from smkit.config import ConfigError
+    with pytest.raises(ConfigError) as info:
+        smkit.generate(trained_lm, length=24, **{name: value})
+    assert isinstance(info.value, smkit.SmkitError) and isinstance(info.value, ValueError)
+    assert str(info.value).startswith(f"{name}={value!r}: ")
+
+
+def test_numpy_integers_are_integers(trained_lm):
+    a = _gen(trained_lm, seed=np.int64(3), steps=np.int32(8), num_samples=2)
+    b = _gen(trained_lm, seed=3, steps=8, num_samples=2)
+    assert torch.equal(a.tokens, b.tokens)
+
+
 def test_unknown_setting(trained_lm):
-    with pytest.raises(ValueError, match="unknown sampling setting.*'temp'"):
+    with pytest.raises(smkit.SmkitError, match="unknown sampling setting.*'temp'"):
         smkit.iter_steps(trained_lm, temp=1.0)
+
+
+def test_the_public_step_loop_types(trained_lm):
+    plan = smkit.SamplingConfig(length=24, steps=4, strategy="margin", k_trace=0).validate(trained_lm)
+    assert isinstance(plan, smkit.Plan) and smkit.sampling._Plan is smkit.Plan
+    assert plan.sm_k == trained_lm.soft_mask.k and plan.top_width == max(plan.sm_k, 2)
+    it = smkit.iter_steps(trained_lm, length=24, steps=4)
+    assert isinstance(it, smkit.Steps) and isinstance(it.plan, smkit.Plan)
+    assert {"Steps", "Plan", "add_hooks"} <= set(smkit.__all__)
 
 
 # ---------------------------------------------------------------- CLI
@@ -423,21 +462,24 @@ def test_cli_sample_writes_jsonl_and_trace(trained_lm, tmp_path, capsys):
     assert rc == 2 and "steps=0" in capsys.readouterr().err
 
 
-def test_mixture_matches_the_softmask_operator_and_is_exact_where_lambda_is_zero(trained_lm):
-    from smkit.sampling import _mixture
-    from smkit.softmask import soft_mask_embeddings
-    gen = torch.Generator().manual_seed(0)
-    V, m = trained_lm.config.vocab_size, trained_lm.mask_id
-    x = torch.randint(0, m, (3, 16), generator=gen)
-    x[:, ::2] = m
-    with torch.no_grad():
-        logp = trained_lm(x)
-        sm = trained_lm.soft_mask
-        expected = soft_mask_embeddings(x, logp, trained_lm.embedding_weight, m, 3, sm.scale, sm.centre, sm.steepness)
-        lam = torch.where(x == m, sm.lam(logp), 0.0)
-        top_logp, top_ids = logp.topk(3, -1)
-        got = _mixture(x, lam, top_ids, top_logp, 3, trained_lm.embedding_weight)
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-        lam[0] = 0.0
-        got = _mixture(x, lam, top_ids, top_logp, 3, trained_lm.embedding_weight)
-        assert torch.equal(got[0], trained_lm.embed(x)[0])
+def test_the_sampler_builds_sm_inputs_and_entropy_with_the_softmask_operator(trained_lm):
+    """One builder of SM inputs and one entropy for training and decoding: each step's SM input equals
+    smkit.soft_mask_embeddings of the previous pass's log-probs, its entropy and lambda smkit's."""
+    passes, mixtures = [], {}
+    handle = trained_lm.register_forward_hook(lambda module, args, out: passes.append(out.detach().clone()))
+    try:
+        g = _gen(trained_lm, num_samples=2, seed=3, steps=6,
+                 hooks={"mixture": lambda e, s: mixtures.update({s.step: e})})
+    finally:
+        handle.remove()
+    sm, E, m = trained_lm.soft_mask, trained_lm.embedding_weight, trained_lm.mask_id
+    assert len(passes) == len(g.trace) == g.nfe and sorted(mixtures) == list(range(1, len(g.trace)))
+    for step, rec in enumerate(g.trace):    # confidence reveals at every step: one pass per step
+        logp, masked_before, masked_after = passes[step], rec.masked_before, rec.masked
+        torch.testing.assert_close(rec.entropy[masked_before], smkit.entropy_from_logits(logp)[masked_before])
+        assert (rec.entropy[~masked_before] == 0).all()
+        torch.testing.assert_close(rec.lam[masked_after], sm.lam(logp)[masked_after])
+        if step + 1 in mixtures:
+            expected = smkit.soft_mask_embeddings(rec.tokens.long(), logp, E, m, sm.k, sm.scale, sm.centre,
+                                                  sm.steepness)
+            torch.testing.assert_close(mixtures[step + 1], expected, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import smkit
-from smkit.softmask import SoftMask, soft_mask_embeddings, soft_mask_lambda
+from smkit.softmask import (SoftMask, entropy_from_log_probs, soft_mask_embeddings, soft_mask_inputs,
+                            soft_mask_lambda, sparse_mixture)
 
 
 def reference(input_ids, logits, E, mask_id, k, ws, wb, wa):
@@ -81,6 +82,37 @@ def test_k1_mixes_mask_and_argmax():
     out = soft_mask_embeddings(ids, logits, E, mask_id, 1, 0.7, -1.0, 3.0)
     lam = float(soft_mask_lambda(logits, 0.7, -1.0, 3.0))
     torch.testing.assert_close(out[0, 0], (1 - lam) * E[mask_id] + lam * E[int(logits.argmax())])
+
+
+def test_sm_inputs_from_a_given_top_k_equal_the_operator_and_are_exact_where_lambda_is_zero():
+    g = torch.Generator().manual_seed(0)
+    V, D, mask_id, k = 40, 8, 39, 3
+    E = torch.randn(V, D, generator=g)
+    logp = torch.log_softmax(torch.randn(2, 6, V, generator=g) * 2, -1)
+    logp[..., mask_id] = float("-inf")
+    ids = torch.randint(0, mask_id, (2, 6), generator=g)
+    ids[:, ::2] = mask_id
+    top_logp, top_ids = logp.topk(k, -1)
+    lam = soft_mask_lambda(logp, 0.8, -1.0, 4.0)        # not zeroed at unmasked positions: the builder does it
+    got = soft_mask_inputs(ids, top_ids, top_logp, lam, mask_id, E)
+    assert torch.equal(got, soft_mask_embeddings(ids, logp, E, mask_id, k, 0.8, -1.0, 4.0))
+    assert torch.equal(got[:, 1::2], E[ids[:, 1::2]])
+    assert torch.equal(soft_mask_inputs(ids, top_ids, top_logp, torch.zeros_like(lam), mask_id, E), E[ids])
+    mix_ids, weights = sparse_mixture(ids, top_ids, top_logp, lam, mask_id)
+    assert mix_ids.shape == weights.shape == (2, 6, k + 1) and torch.equal(mix_ids[..., 1:], top_ids)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 6))
+
+
+def test_one_entropy_from_logits_or_log_probs():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 5, 20, generator=g) * 3
+    logits[..., -1] = float("-inf")
+    p = torch.softmax(logits.double(), -1)
+    want = -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(-1)
+    torch.testing.assert_close(smkit.entropy_from_logits(logits).double(), want, rtol=1e-5, atol=1e-5)
+    logp = torch.log_softmax(logits, -1)
+    torch.testing.assert_close(entropy_from_log_probs(logp).double(), want, rtol=1e-5, atol=1e-5)
+    assert torch.equal(entropy_from_log_probs(logp[..., :-1], finite=True), entropy_from_log_probs(logp[..., :-1]))
 
 
 def test_softmask_module_three_scalars_in_range():
