@@ -15,6 +15,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import ConfigError
 from .data import TOKENIZER_KINDS, tokenizer_to_json
+from .tasks.registry import is_task_corpus
 from .saving import PRETRAINED, PRETRAINED_DIR, train_config_of
 
 # TrainConfig field -> where the base records it (its ModelConfig / BackboneConfig)
@@ -80,7 +81,8 @@ def check_compatible(cfg, model, meta: dict) -> None:
         if tokenizer_to_json(given) != tokenizer_to_json(model.tokenizer):
             raise ConfigError(f"init_from={cfg.init_from!r}: tokenizer={cfg.tokenizer!r} differs from the base's "
                               f"tokenizer; leave tokenizer at the base's kind to continue with it")
-    if cfg.tokenizer != "char" and cfg.vocab_size != model.config.vocab_size:  # a char tokenizer sizes itself
+    sized_here = cfg.tokenizer == "char" or is_task_corpus(cfg.corpus)  # these tokenizers size themselves
+    if not sized_here and cfg.vocab_size != model.config.vocab_size:
         raise ConfigError(f"init_from={cfg.init_from!r}: vocab_size={cfg.vocab_size} but the base's vocabulary has "
                           f"{model.config.vocab_size} ids")
 

@@ -149,3 +149,14 @@ def test_bf16_training_tracks_fp32(tiny_train_kwargs, tmp_path):
         loss = bf16.model.loss(x, soft_mask=True)
     assert logits.dtype == torch.float32 and loss.dtype == torch.float32
     assert bf16.model.soft_mask.lam(logits).dtype == torch.float32
+
+
+def test_a_task_model_continues_on_other_task_parameters(tmp_path):
+    """A task corpus sizes its own character tokenizer: the continuation ignores vocab_size and keeps the task's."""
+    kw = dict(corpus="task:sort", hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, batch_size=8,
+              eval_every=0, eval_blocks=8, checkpoint_every=0, progress=False, soft_mask=False)
+    smkit.train(TrainConfig(**kw, task_params={"length": 3}, steps=2, out_dir=str(tmp_path / "base")))
+    r = smkit.train(TrainConfig(**kw, task_params={"length": 3, "digits": 1}, steps=2, out_dir=str(tmp_path / "c"),
+                                init_from=str(tmp_path / "base" / "model")))
+    assert r.model.tokenizer.get_vocab() == smkit.load_pretrained(tmp_path / "base" / "model").tokenizer.get_vocab()
+    assert read_manifest(tmp_path / "c" / "model")["base"]["name_or_path"] == str(tmp_path / "base" / "model")
