@@ -34,11 +34,30 @@ def check(cond: bool, field: str, value, allowed: str) -> None:
 
 def from_mapping(cls, mapping: dict):
     """Build dataclass `cls` from a dict, rejecting unknown keys by name."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - names)
-    if unknown:
-        raise ConfigError(f"unknown config field(s) {unknown}; allowed: {sorted(names)}")
+    _check_names(cls, mapping, "config field")
     return cls(**mapping)
+
+
+def with_overrides(config, cls, overrides: dict, what: str = "option"):
+    """A `cls` (a dataclass config) made from `config` (an instance, a dict of its fields, or None for the
+    defaults) with the fields named in `overrides` set. An unknown name fails with "unknown {what}(s) [...]"
+    and the allowed names. A given instance is not changed: with overrides, an updated copy comes back."""
+    _check_names(cls, overrides, what)
+    if config is None:
+        return cls(**overrides)
+    if isinstance(config, dict):
+        return from_mapping(cls, {**config, **overrides})
+    if not isinstance(config, cls):
+        raise ConfigError(f"config: expected a {cls.__name__}, a dict of its fields or None; got "
+                          f"{type(config).__name__}")
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def _check_names(cls, given, what: str) -> None:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise ConfigError(f"unknown {what}(s) {unknown}; allowed: {sorted(names)}")
 
 
 def load_file(path) -> dict:

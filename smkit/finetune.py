@@ -1,26 +1,30 @@
-"""Fine-tuning a wrapped denoiser with SM (METHOD.md section 3, the recipe for large pretrained DLMs).
+"""Fine-tuning a wrapped denoiser with SM (arXiv 2510.17206: its recipe for large pretrained diffusion LMs).
 
 Examples are prompt/response pairs (the prompt is never masked and never scored) or plain blocks. Each update
 draws its batch, one t for the whole batch from the narrowed range [t_min, t_max], the Bernoulli(p_sm) that
 picks the two-pass SM estimate, and its noise from a generator seeded by (seed, step); the loss is
-`DiffusionLM.loss` with `fixed=` marking the prompts. Two optimizer groups: the backbone's trainable
-parameters (the adapter's, after `smkit.add_adapter`) at `lr`, the three SM scalars at `sm_lr` without
-weight decay. Responses are padded with `pad_id` (default: the tokenizer's EOS, else its pad token); padding
-belongs to the response and is scored, so the model learns where an answer ends.
+`DiffusionLM.loss` with `fixed=` marking the prompts. The update is pretraining's (`smkit.update.sm_update`:
+micro-batches, clipping, bf16 autocast), with its two optimizer groups (the backbone's trainable parameters,
+the adapter's after `smkit.add_adapter`, at `lr`; the three SM scalars at `sm_lr` without weight decay) and its
+learning-rate schedule (warmup, then constant or cosine). Responses are padded with `pad_id` (default: the
+tokenizer's EOS, else its pad token); padding belongs to the response and is scored, so the model learns where
+an answer ends.
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
-from .adapters import adapter_parameters
-from .config import ConfigError, check, from_mapping
+from .config import ConfigError, check, with_overrides
+from .distributed import Runtime
 from .model import DiffusionLM
 from .precision import resolve_bf16
 from .progress import progress_bar
 from .schedules import sample_t
+from .update import LR_SCHEDULES, draw_soft_mask, lr_factor, set_learning_rates, sm_update, step_generator
+from .update import make_optimizer as _make_optimizer
 
 HISTORY_COLUMNS = ["step", "loss", "soft_mask", "t", "w_s", "w_a", "w_b"]
 
@@ -40,6 +44,9 @@ class FinetuneConfig:
     one_t_per_batch: bool = True         # one t shared by the batch (else stratified t over the batch)
     seq_len: int | None = None           # padded length of pairs (default: the longest example)
     grad_clip: float = 1.0               # max gradient norm of the adapter / backbone group (0: off)
+    warmup_steps: int = 0                # updates of linear learning-rate warmup
+    lr_schedule: str = "constant"        # after warmup: constant or cosine
+    micro_batch_size: int | None = None  # rows per forward pass (gradients accumulated); None: the whole batch
     seed: int = 0
     log_every: int = 1                   # updates between history rows
     bf16: bool | None = None             # bf16 autocast; None: on where it pays (CUDA with bf16, CPUs with AMX), fp32 elsewhere
@@ -64,7 +71,16 @@ class FinetuneConfig:
         check(self.seq_len is None or (isinstance(self.seq_len, int) and self.seq_len >= 2), "seq_len",
               self.seq_len, "must be None or an integer >= 2")
         check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
+        check(_is_count(self.warmup_steps, 0), "warmup_steps", self.warmup_steps, "must be an integer >= 0")
+        check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, "constant or cosine")
+        check(self.micro_batch_size is None or (_is_count(self.micro_batch_size, 1)
+                                                and self.batch_size % self.micro_batch_size == 0),
+              "micro_batch_size", self.micro_batch_size, f"must divide batch_size={self.batch_size}, or be None")
         return self
+
+
+def _is_count(v, least: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
 
 
 @dataclass
@@ -155,13 +171,7 @@ def _check_against_model(ids, model: DiffusionLM):
 
 def make_optimizer(model: DiffusionLM, cfg: FinetuneConfig) -> torch.optim.Optimizer:
     """AdamW with the groups "backbone" (trainable backbone parameters: the adapter's) and "soft_mask"."""
-    groups = []
-    trainable = adapter_parameters(model)
-    if trainable:
-        groups.append({"params": trainable, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "backbone"})
-    groups.append({"params": list(model.soft_mask.parameters()), "lr": cfg.sm_lr, "weight_decay": 0.0,
-                   "name": "soft_mask"})
-    return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
+    return _make_optimizer(model, cfg.lr, cfg.sm_lr, cfg.weight_decay)
 
 
 def finetune(model: DiffusionLM, examples, config: FinetuneConfig | dict | None = None, *,
@@ -170,17 +180,7 @@ def finetune(model: DiffusionLM, examples, config: FinetuneConfig | dict | None 
     `FinetuneConfig` fields (`config=` or keywords). Returns the model (in eval mode) and the history."""
     import pandas as pd
 
-    if config is None:
-        config = FinetuneConfig()
-    if isinstance(config, dict):
-        config = from_mapping(FinetuneConfig, config)
-    names = {f.name for f in fields(FinetuneConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ConfigError(f"unknown fine-tuning option(s) {unknown}; allowed: {sorted(names)}")
-    for k, v in overrides.items():
-        setattr(config, k, v)
-    cfg = config.validate()
+    cfg = with_overrides(config, FinetuneConfig, overrides, what="fine-tuning option").validate()
     if not isinstance(model, DiffusionLM):
         raise ConfigError(f"model: expected a smkit DiffusionLM (see smkit.from_hf), got {type(model).__name__}")
     ids, fixed = encode_examples(examples, model.tokenizer, cfg.seq_len, pad_id)
@@ -188,29 +188,24 @@ def finetune(model: DiffusionLM, examples, config: FinetuneConfig | dict | None 
 
     device = model.device
     bf16 = resolve_bf16(cfg.bf16, device)
-    optimizer = make_optimizer(model, cfg)
-    clip = [p for g in optimizer.param_groups if g["name"] == "backbone" for p in g["params"]]
+    runtime = Runtime(device)
+    optimizer = runtime.wrap(model, make_optimizer(model, cfg))
     rows = []
-    model.train()
     bar = progress_bar(total=cfg.steps, desc="finetune", disable=not cfg.progress, dynamic_ncols=True)
     for step in range(cfg.steps):
-        gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) % (2**63 - 1))
+        gen = step_generator(cfg.seed, step)
         idx = torch.randint(len(ids), (cfg.batch_size,), generator=gen)
         batch, batch_fixed = ids[idx].to(device), fixed[idx].to(device)
-        use_sm = cfg.soft_mask and bool(torch.rand((), generator=gen) < cfg.p_sm)
+        use_sm = draw_soft_mask(gen, cfg.soft_mask, cfg.p_sm)
         t = sample_t(1, gen, cfg.t_min, cfg.t_max, antithetic=False) if cfg.one_t_per_batch else None
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = model.loss(batch, soft_mask=use_sm, t=t, generator=gen, t_min=cfg.t_min, t_max=cfg.t_max,
-                              fixed=batch_fixed)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip and clip:
-            torch.nn.utils.clip_grad_norm_(clip, cfg.grad_clip)
-        optimizer.step()
+        noised = model.noise(batch, t, gen, cfg.t_min, cfg.t_max, fixed=batch_fixed)
+        set_learning_rates(optimizer, cfg.lr, cfg.sm_lr, lr_factor(step, cfg.steps, cfg.warmup_steps, cfg.lr_schedule))
+        loss = sm_update(model, optimizer, batch, noised, use_sm, fixed=batch_fixed,
+                         micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.grad_clip, bf16=bf16, runtime=runtime)
         bar.update(1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             w = model.soft_mask.values()
-            rows.append([step + 1, float(loss.detach()), use_sm, float(t) if t is not None else float("nan"),
+            rows.append([step + 1, float(loss), use_sm, float(t) if t is not None else float("nan"),
                          w["scale"], w["steepness"], w["centre"]])
             bar.set_postfix(loss=f"{rows[-1][1]:.3f}", w_s=f"{w['scale']:.3f}")
     bar.close()

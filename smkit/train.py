@@ -1,4 +1,4 @@
-"""One training loop for binary MDLM and two-pass soft-masked MDLM (METHOD.md section 3).
+"""One training loop for binary MDLM and two-pass soft-masked MDLM (arXiv 2510.17206: training with SM).
 
 Every update draws its batch, its Bernoulli(p_sm) and its noise from a generator seeded by (seed, step),
 so a resumed run replays exactly what an uninterrupted run would have done.
@@ -10,8 +10,6 @@ checkpoints, metrics and the final model; the others wait.
 """
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 import time
 import typing
@@ -22,7 +20,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .backbone import BACKBONES, BackboneConfig
-from .config import ConfigError, check, from_mapping
+from .config import ConfigError, check, from_mapping, with_overrides
 from .continued import load_base, start_from_base
 from .data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
 from .distributed import Runtime
@@ -33,6 +31,8 @@ from .schedules import EPS, SCHEDULES
 from .tasks.registry import is_task_corpus
 from .tasks.training import task_of
 from .train_data import prepare_data
+from .update import LR_SCHEDULES, draw_soft_mask, lr_factor, set_learning_rates, sm_update, step_generator
+from .update import make_optimizer as _make_optimizer
 
 HISTORY_COLUMNS = ["step", "forward_passes", "loss", "soft_mask", "lr", "w_s", "w_a", "w_b", "tokens_per_s",
                    "elapsed_s", "val_bound", "val_bound_sm"]
@@ -61,7 +61,7 @@ class TrainConfig:
     soft_mask: bool = True               # train with the two-pass SM estimate (False: binary MDLM)
     p_sm: float = 0.8                    # probability that an update uses the two-pass SM estimate
     k: int = 3                           # top-k candidates mixed into a soft-masked input
-    sm_scale_init: float = 0.0067        # initial w_s in [0, 1): ~0, SM starts switched off (METHOD.md)
+    sm_scale_init: float = 0.0067        # initial w_s in [0, 1): ~0, SM starts switched off (arXiv 2510.17206)
     sm_centre_init: float = -0.75        # initial w_b < 0: lambda is half-open at entropy -w_b nats
     sm_steepness_init: float = 6.66      # initial w_a > 0
     schedule: str = "loglinear"          # noise schedule: loglinear, linear, cosine
@@ -130,7 +130,7 @@ class TrainConfig:
             check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0 (learning rates and "
                   "decays cannot be negative)")
         check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "must be >= 0")
-        check(self.lr_schedule in ("constant", "cosine"), "lr_schedule", self.lr_schedule, "constant or cosine")
+        check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, "constant or cosine")
         check(0 <= self.ema < 1, "ema", self.ema, "must lie in [0, 1) (0 turns EMA off)")
         for name in ("eval_every", "checkpoint_every", "threads"):
             check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, getattr(self, name),
@@ -193,25 +193,12 @@ class TrainResult:
     rank: int = 0      # this process's rank under accelerate launch (0 for a plain run)
 
 
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
-
-
-def _lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "cosine":
-        frac = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-    return 1.0
+_step_generator = step_generator  # the name tests/test_tasks.py knows
 
 
 def make_optimizer(model: DiffusionLM, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with two groups: the backbone (lr, weight decay) and the three SM scalars (sm_lr, no decay)."""
-    return torch.optim.AdamW([
-        {"params": list(model.backbone.parameters()), "lr": cfg.lr, "weight_decay": cfg.weight_decay, "name": "backbone"},
-        {"params": list(model.soft_mask.parameters()), "lr": cfg.sm_lr, "weight_decay": 0.0, "name": "soft_mask"},
-    ], betas=(0.9, 0.999), eps=1e-8)
+    return _make_optimizer(model, cfg.lr, cfg.sm_lr, cfg.weight_decay)
 
 
 class Trainer:
@@ -361,39 +348,22 @@ class Trainer:
 
     def train_step(self) -> tuple[float, bool]:
         cfg, runtime = self.cfg, self.runtime
-        gen = _step_generator(cfg.seed, self.step)
+        gen = step_generator(cfg.seed, self.step)
         rows = runtime.rows(cfg.batch_size)
         batch, fixed = self.batches.take(gen, cfg.batch_size, rows)
         batch, fixed = batch.to(self.device), None if fixed is None else fixed.to(self.device)
-        use_sm = cfg.soft_mask and bool(torch.rand((), generator=gen) < cfg.p_sm)
+        use_sm = draw_soft_mask(gen, cfg.soft_mask, cfg.p_sm)
         noised = self._noise(batch, gen, rows, fixed)
-        factor = _lr_factor(cfg, self.step, self._total_updates_estimate())
-        for group in self.optimizer.param_groups:
-            group["lr"] = (cfg.lr if group["name"] == "backbone" else cfg.sm_lr) * factor
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        micro = cfg.micro_batch_size or len(batch)
-        starts = range(0, len(batch), micro)
-        loss_sum = 0.0
-        for i, start in enumerate(starts):
-            part = slice(start, start + micro)
-            share = micro / len(batch)  # each micro-batch's mean weighs its share of this process's rows
-            sync = contextlib.nullcontext() if i == len(starts) - 1 else runtime.no_sync()
-            with sync:
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    loss = runtime.call(lambda m: m.loss(batch[part], soft_mask=use_sm,
-                                                         noised=tuple(x[part] for x in noised),
-                                                         fixed=None if fixed is None else fixed[part]))
-                runtime.backward(loss if share == 1 else loss * share)
-            loss_sum = loss.detach() if share == 1 else loss_sum + loss.detach() * share
-        if cfg.grad_clip:
-            runtime.clip_grad_norm_(self.model.backbone.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        set_learning_rates(self.optimizer, cfg.lr, cfg.sm_lr,
+                           lr_factor(self.step, self._total_updates_estimate(), cfg.warmup_steps, cfg.lr_schedule))
+        loss = sm_update(self.model, self.optimizer, batch, noised, use_sm, fixed=fixed,
+                         micro_batch_size=cfg.micro_batch_size, grad_clip=cfg.grad_clip, bf16=self.bf16,
+                         runtime=runtime)
         if self.ema is not None:
             self._update_ema()
         self.step += 1
         self.forward_passes += 2 if use_sm else 1
-        return runtime.mean(loss_sum), use_sm
+        return runtime.mean(loss), use_sm
 
     def evaluate(self) -> tuple[float, float]:
         """Validation bounds (nats/token): binary and SM two-pass, same noise; with EMA weights if kept. Every
@@ -478,15 +448,6 @@ class Trainer:
 
 
 def train(config: TrainConfig | dict | None = None, **overrides) -> TrainResult:
-    """Train a denoiser. `config` is a TrainConfig or dict; keyword overrides win. Returns model, history, out_dir."""
-    if config is None:
-        config = TrainConfig()
-    if isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
-    names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ConfigError(f"unknown training option(s) {unknown}; allowed: {sorted(names)}")
-    for k, v in overrides.items():
-        setattr(config, k, v)
-    return Trainer(config).run()
+    """Train a denoiser. `config` is a TrainConfig or dict; keyword overrides win (the given TrainConfig is left
+    as it was). Returns model, history, out_dir."""
+    return Trainer(with_overrides(config, TrainConfig, overrides, what="training option")).run()

@@ -109,3 +109,27 @@ def test_examples_must_fit_the_model(model):
         smkit.finetune(model, [([1, 2], [model.mask_id, 3])], steps=1)
     with pytest.raises(ConfigError, match="the model takes at most 32"):
         smkit.finetune(model, torch.ones(2, 40, dtype=torch.long), steps=1)
+
+
+def test_the_update_is_pretrainings_micro_batches_and_warmup(model):
+    """Fine-tuning takes `smkit.update.sm_update`: micro-batches accumulate to the one-pass update; warmup and
+    the learning-rate schedule are pretraining's."""
+    import copy
+
+    from smkit.update import lr_factor
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0  # dropout draws differ between one pass and two: compare without it
+    one, micro = copy.deepcopy(model), copy.deepcopy(model)
+    a = smkit.finetune(one, PAIRS, steps=2, batch_size=4, seed=1, p_sm=0.5).history
+    b = smkit.finetune(micro, PAIRS, steps=2, batch_size=4, seed=1, p_sm=0.5, micro_batch_size=2).history
+    torch.testing.assert_close(torch.tensor(a["loss"].values), torch.tensor(b["loss"].values))
+    for (name, p), q in zip(one.named_parameters(), micro.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+    assert [lr_factor(s, 10, 4) for s in (0, 3, 9)] == [0.25, 1.0, 1.0]
+    assert lr_factor(9, 10, 0, "cosine") < 0.05
+    for kwargs, match in ((dict(micro_batch_size=3), r"micro_batch_size=3: must divide batch_size=4"),
+                          (dict(lr_schedule="linear"), "lr_schedule='linear': constant or cosine"),
+                          (dict(warmup_steps=-1), "warmup_steps=-1: must be an integer >= 0")):
+        with pytest.raises(ConfigError, match=match):
+            smkit.finetune(model, PAIRS, batch_size=4, **kwargs)
