@@ -1,5 +1,6 @@
 """Noise schedules alpha_t (probability a token is still clean at time t) and the ELBO weight
--alpha'_t / (1 - alpha_t) of the continuous-time MDLM bound (METHOD.md section 1)."""
+-alpha'_t / (1 - alpha_t) of the continuous-time MDLM bound (MDLM, arXiv 2406.07524, as recapped in the SM
+paper, arXiv 2510.17206)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""Unmasking and remasking rules (METHOD.md section 4), each a small pure function in a registry.
+"""Unmasking and remasking rules (arXiv 2510.17206: sampling with SM, whatever the rule), each a small pure
+function in a registry.
 
 A rule reads one step's `StepView` and returns `(reveal, remask)`, two bool [B, L] tensors: which masked
 positions get their sampled token, and which decoded positions go back to [MASK]. The sampler draws the
