@@ -4,7 +4,8 @@
     smkit run notebooks/train.ipynb -p steps 200 -p soft_mask true --out runs/
 
 writes `runs/<name>/<name>.ipynb` (the executed notebook, parameters recorded in its metadata) and
-`runs/<name>/<name>.html` (a standalone page: plotly figures stay interactive without a kernel). The run
+`runs/<name>/<name>.html` (a page whose plotly figures stay interactive without a kernel or a network: notebook
+and page load plotly.js from one `plotly.min.js` in the run folder; `--self-contained` inlines it in both). The run
 uses the `python3` kernel, sets SMKIT_PLAIN_PROGRESS=1 (a notebook progress bar saved headless freezes at
 0%), does not store widget state (one plotly FigureWidget would add ~5 MB) and sets SMKIT_RUN_DIR to the
 run folder, where the shipped notebooks write their files by default. A failing cell stops the run: the
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SmkitError
+from .notebook_plotly import embed_plotly_js, share_plotly_js
 
 KERNEL = "python3"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -118,18 +120,35 @@ def notebook_parameters(path) -> dict:
     return {}
 
 
-def export_html(notebook, html_path=None) -> Path:
-    """Write a standalone HTML page of an executed notebook (nbconvert's lab template)."""
+def export_html(notebook, html_path=None, self_contained: bool = False) -> Path:
+    """Write an HTML page of an executed notebook (nbconvert's lab template). Its plotly figures load plotly.js
+    from `plotly.min.js` beside the page (written there unless it exists); `self_contained=True`: from a copy
+    inline (4.8 MB), the page then needs no other file."""
     import nbformat
     from nbconvert import HTMLExporter
     notebook = Path(notebook)
     html_path = Path(html_path) if html_path else notebook.with_suffix(".html")
     nb = nbformat.read(str(notebook), as_version=4)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    if self_contained:
+        embed_plotly_js(nb)
+    else:
+        share_plotly_js(nb, html_path.parent)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     tmp = html_path.with_name(f".{html_path.name}.tmp")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, html_path)
     return html_path
+
+
+def _share_plotly_js_in(notebook: Path) -> None:
+    """Rewrite an executed notebook to load plotly.js from `plotly.min.js` beside it instead of a copy inline."""
+    import nbformat
+    nb = nbformat.read(str(notebook), as_version=4)
+    if share_plotly_js(nb, notebook.parent):
+        tmp = notebook.with_name(f".{notebook.name}.tmp")
+        nbformat.write(nb, str(tmp))
+        os.replace(tmp, notebook)
 
 
 def _smkit_error_names() -> set[str]:
@@ -169,8 +188,9 @@ def _kernel_config():
 
 def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: str | None = None,
                  html: bool = True, kernel: str = KERNEL, cwd=None, timeout: int | None = None,
-                 progress: bool = False, log_output: bool = False) -> RunResult:
-    """Execute `notebook` with `parameters` into `<out>/<name>/<name>.ipynb` (+ `.html`).
+                 progress: bool = False, log_output: bool = False, self_contained: bool = False) -> RunResult:
+    """Execute `notebook` with `parameters` into `<out>/<name>/<name>.ipynb` (+ `.html`). Both load plotly.js
+    from one `plotly.min.js` in the run folder; `self_contained=True` keeps a copy inline in each instead.
 
     Unknown parameter names raise ParameterError before anything runs. A failing cell raises `NotebookError`
     after the executed notebook (and its HTML) are written."""
@@ -206,7 +226,9 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    html_path = export_html(out_nb, run_dir / f"{name}.html") if html and out_nb.exists() else None
+    if out_nb.exists() and not self_contained:
+        _share_plotly_js_in(out_nb)
+    html_path = export_html(out_nb, run_dir / f"{name}.html", self_contained) if html and out_nb.exists() else None
     result = RunResult(out_nb, html_path, parameters, ok=failure is None)
     if failure is not None:
         ename, evalue, count, tb = _error_of(nbformat.read(str(out_nb), as_version=4))
@@ -228,7 +250,8 @@ def _cmd_run(args) -> int:
     try:
         params = collect_parameters(args.param, args.raw, args.file)
         result = run_notebook(args.notebook, params, out=args.out, name=args.name, html=not args.no_html,
-                              timeout=args.timeout, progress=args.progress, log_output=args.log_output)
+                              timeout=args.timeout, progress=args.progress, log_output=args.log_output,
+                              self_contained=args.self_contained)
     except NotebookError as err:
         print(f"smkit run: error: {err}", file=sys.stderr)
         print(f"smkit run: the executed notebook is {err.result.notebook}"
@@ -254,6 +277,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs", help="parent folder of the run folder (default: runs)")
     p.add_argument("--name", default=None, help="run folder and file name (default: the notebook's stem)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    p.add_argument("--self-contained", action="store_true",
+                   help="keep plotly.js (4.8 MB) inline in the notebook and the HTML page instead of one shared "
+                        "plotly.min.js in the run folder")
     p.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: no limit)")
     p.add_argument("--list-parameters", action="store_true",
                    help="print the notebook's parameters (name: type = default  # help) and exit")
