@@ -1,0 +1,85 @@
+"""The tasks study: sudoku accuracy against cells revealed per step, per unmasking rule, binary vs SM models.
+
+    python study/tasks.py run [--models runs|shipped] [--givens 72] [--n 1000] [--seed 0]
+    python study/tasks.py report           # table into docs/results.md, figure into docs/results/tasks/
+
+Models: the binary solver (decoded with plain masks), the SM solver (decoded with SM) and the SM solver decoded
+with SM switched off (what its SM inputs add at decoding). Every point decodes the same n held-out puzzles
+(never in a training stream) and gets a Wilson 95% interval.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "results" / "tasks"
+
+
+def load(models: str, name: str):
+    import smkit
+    if models == "shipped":
+        return smkit.load_pretrained(name)
+    return smkit.load_pretrained(Path(models) / "tasks" / f"{name}-continued" / "model")
+
+
+def cmd_run(args) -> None:
+    import torch
+    from smkit import tasks
+    torch.set_num_threads(args.threads)
+    binary, sm = load(args.models, "sudoku-binary"), load(args.models, "sudoku-sm")
+    task = tasks.get("sudoku", givens=args.givens)
+    frame = tasks.sweep({"sudoku-binary": (binary, False), "sudoku-sm": (sm, True),
+                         "sudoku-sm, SM off": (sm, False)}, task, n=args.n, cells_per_step=(1, 2, 4, 8),
+                        seed=args.seed)
+    frame["givens"] = args.givens
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = OUT / "sweep.csv.tmp"
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, OUT / "sweep.csv")
+    print(frame.to_string())
+
+
+def table(frame: pd.DataFrame) -> str:
+    cells = sorted(set(frame.cells_per_step))
+    lines = ["| model (decoding) | rule | " + " | ".join(f"{c} cell{'s' if c > 1 else ''}/step ({int(frame[frame.cells_per_step == c].steps.iloc[0])} steps)"
+                                               for c in cells) + " |", "|---|---|" + "---|" * len(cells)]
+    for (model, strategy), g in frame.groupby(["model", "strategy"], sort=False):
+        row = g.set_index("cells_per_step")
+        lines.append(f"| {model} | {strategy} | " + " | ".join(
+            f"{row.accuracy[c]:.3f} [{row.ci_low[c]:.3f}, {row.ci_high[c]:.3f}]" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def cmd_report(args) -> None:
+    sys.path.insert(0, str(ROOT / "study"))
+    from report import refresh, save
+    from smkit import tasks
+    frame = pd.read_csv(OUT / "sweep.csv")
+    fig = tasks.sweep_figure(frame, title=f"sudoku, {int(frame.givens.iloc[0])} givens: puzzles solved "
+                                          f"(n = {int(frame.n.iloc[0])} per point, Wilson 95%)")
+    made = save(fig, "tasks/sweep")
+    refresh(ROOT / "docs" / "results.md", {"tasks-sweep": table(frame)})
+    print("wrote", ", ".join(made + ["docs/results.md (tasks-sweep)"]))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--models", default=str(ROOT / "runs"), help="the runs folder, or 'shipped'")
+    r.add_argument("--givens", type=int, default=72)
+    r.add_argument("--n", type=int, default=1000)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=1)
+    sub.add_parser("report")
+    args = ap.parse_args(argv)
+    {"run": cmd_run, "report": cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
