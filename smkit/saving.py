@@ -29,8 +29,10 @@ from .model_config import ModelConfig
 KINDS = ("model", "hf", "adapter")
 WEIGHTS_FILE = "model.safetensors"
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-PRETRAINED = ("shakespeare-sm", "shakespeare-binary")
-DEFAULT_PRETRAINED = "shakespeare-sm"
+# The shipped models (scripts/ship_pretrained.py): SM / binary twins continued from one binary base per corpus,
+# and a sudoku solver pair. The default is the model where SM acts most (docs/results.md, continued pretraining).
+PRETRAINED = ("python-sm", "python-binary", "shakespeare-sm", "shakespeare-binary", "sudoku-sm", "sudoku-binary")
+DEFAULT_PRETRAINED = "python-sm"
 _ELSEWHERE: dict[str, tuple[Callable, Callable]] = {}  # kind -> (save, load) handed in by register_kind
 
 

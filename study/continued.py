@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results" / "continued"
 NAMES = {"shakespeare": ("shakespeare-sm", "shakespeare-binary"), "python": ("python-sm", "python-binary")}
+HELDOUT_BLOCKS = 512  # held-out blocks per bound (a fixed random draw, the same for every model of a corpus)
 ENTROPY_BINS = [i * 0.5 for i in range(15)]  # nats, 0 .. 7 (ln 1024 = 6.93)
 
 
@@ -65,8 +66,8 @@ def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
     blocks = pack_blocks(val, model.tokenizer, model.config.seq_len)[:32]
     return {
         "path": str(path), "soft_mask": model.soft_mask.values(),
-        "nats_per_char_binary": heldout_nats_per_char(model, corpus, soft_mask=False),
-        "nats_per_char_sm": heldout_nats_per_char(model, corpus, soft_mask=True),
+        "nats_per_char_binary": heldout_nats_per_char(model, corpus, soft_mask=False, max_blocks=HELDOUT_BLOCKS),
+        "nats_per_char_sm": heldout_nats_per_char(model, corpus, soft_mask=True, max_blocks=HELDOUT_BLOCKS),
         "effect": [{k: v for k, v in e.items() if not k.startswith("texts")} for e in effects],
         "example": {"sm": effects[0]["texts_sm"][0], "binary": effects[0]["texts_binary"][0]},
         "entropy_histogram": {"bins": ENTROPY_BINS, "counts": hist.tolist()},

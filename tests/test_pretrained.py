@@ -3,17 +3,24 @@ import json
 import math
 
 import pytest
-import torch
 
 import smkit
-from smkit.data import build_datasets
-from smkit.model import PRETRAINED, PRETRAINED_DIR
+from smkit import tasks
+from smkit.data import load_corpus, pack_blocks, split_documents
+from smkit.saving import DEFAULT_PRETRAINED, PRETRAINED, PRETRAINED_DIR
+
+TWINS = [("python-sm", "python-binary"), ("shakespeare-sm", "shakespeare-binary")]
 
 
-def test_default_is_the_sm_model():
+def _meta(name):
+    return json.loads((PRETRAINED_DIR / name / "smkit.json").read_text())
+
+
+def test_default_is_a_shipped_sm_model():
     m = smkit.load_pretrained()
+    assert DEFAULT_PRETRAINED in PRETRAINED and DEFAULT_PRETRAINED.endswith("-sm")
     assert m.tokenizer is not None and m.mask_id == m.tokenizer.mask_token_id == m.config.vocab_size - 1
-    meta = json.loads((PRETRAINED_DIR / "shakespeare-sm" / "smkit.json").read_text())
+    meta = _meta(DEFAULT_PRETRAINED)
     assert meta["train_config"]["soft_mask"] is True and "smkit train --config" in meta["reproduce"]
 
 
@@ -22,22 +29,37 @@ def test_shipped_models_fit_the_size_cap_and_carry_records():
     for name in PRETRAINED:
         folder = PRETRAINED_DIR / name
         names = {f.name for f in folder.iterdir()}
-        assert {"smkit.json", "model.safetensors", "tokenizer.json", "metrics.csv", "train_config.yaml"} <= names
-        total += sum(f.stat().st_size for f in folder.iterdir())
-    assert total < 25 * 2**20
+        assert {"smkit.json", "model.safetensors", "tokenizer.json", "metrics.csv", "train_config.yaml",
+                "base_config.yaml", "base_metrics.csv"} <= names, name
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        assert size < (5 if name.startswith("sudoku") else 12) * 2**20, name
+        total += size
+    assert total < 50 * 2**20
+    assert sorted(p.name for p in PRETRAINED_DIR.iterdir() if p.is_dir()) == sorted(PRETRAINED)  # nothing stale
 
 
-def test_twins_share_data_and_forward_pass_budget():
-    cfgs = [json.loads((PRETRAINED_DIR / n / "smkit.json").read_text())["train_config"] for n in PRETRAINED]
-    sm, binary = cfgs
-    assert sm["soft_mask"] and not binary["soft_mask"]
-    for key in ("corpus", "forward_budget", "seq_len", "hidden_size", "num_layers", "seed"):
-        assert sm[key] == binary[key], key
+@pytest.mark.parametrize("sm, binary", TWINS)
+def test_twins_continue_one_base_for_the_same_updates(sm, binary):
+    a, b = _meta(sm), _meta(binary)
+    assert a["train_config"]["soft_mask"] and not b["train_config"]["soft_mask"]
+    for key in ("corpus", "steps", "seq_len", "hidden_size", "num_layers", "seed", "init_from", "lr"):
+        assert a["train_config"][key] == b["train_config"][key], key
+    assert a["base"] == b["base"] and len(a["base"]["sha256"]) == 64
 
 
-@pytest.mark.parametrize("name", PRETRAINED)
-def test_shipped_models_beat_the_uniform_bound(name):
+@pytest.mark.parametrize("name", [n for pair in TWINS for n in pair])
+def test_shipped_text_models_beat_the_uniform_bound(name):
     m = smkit.load_pretrained(name)
-    _, _, val = build_datasets("shakespeare", tokenizer=m.tokenizer, seq_len=m.config.seq_len)
-    bound = m.validation_bound(val[:64], soft_mask=False)
-    assert bound < math.log(m.config.vocab_size - 1) - 1.0  # at least one nat per token better than chance
+    _, held_out = split_documents(load_corpus(m.train_config["corpus"]))
+    val = pack_blocks(held_out[:8], m.tokenizer, m.config.seq_len)[:32]  # documents training never saw
+    bound = m.validation_bound(val, soft_mask=name.endswith("-sm"))
+    assert bound < math.log(m.config.vocab_size - 1) - 1.5  # well over a nat per token better than chance
+
+
+@pytest.mark.parametrize("name", ["sudoku-sm", "sudoku-binary"])
+def test_shipped_sudoku_solvers_solve_easy_puzzles(name):
+    m = smkit.load_pretrained(name)
+    assert tasks.for_model(m).spec == {"name": "sudoku", "params": {"givens": 68}}
+    easy = tasks.evaluate(m, tasks.get("sudoku", givens=76), n=32, strategy="confidence",
+                          soft_mask=name.endswith("-sm"), seed=0)
+    assert easy.ci_low > 0.2  # most 5-blank puzzles solved; an untrained model solves none
