@@ -189,9 +189,10 @@ def cmd_report(args) -> None:
     c = curves(Path(args.models))
     if not c.empty:
         c.to_csv(OUT / "curves.csv", index=False)
-    refresh(ROOT / "docs" / "results.md", {"continued-models": table_models(results),
-                                            "continued-iso": table_iso(c) if not c.empty else "n/a",
-                                            "continued-quality": table_quality(Path(args.quality))})
+    tables = {"continued-models": table_models(results), "continued-iso": table_iso(c) if not c.empty else "n/a"}
+    if any(Path(args.quality).glob("*/nfe_sweep.csv")):  # the judge study, when it has been run
+        tables["continued-quality"] = table_quality(Path(args.quality))
+    refresh(ROOT / "docs" / "results.md", tables)
     print("wrote docs/results.md (continued-models, continued-iso), docs/results/continued/curves.csv")
 
 
