@@ -23,8 +23,10 @@ SANITIZE = Path(__file__).parent / "nbval" / "sanitize.ini"
 BIN = Path(sys.executable).parent
 
 
-def tiny_parameters(ckpt: Path, corpus: Path, out: Path) -> dict:
-    """CI-sized parameters per notebook (relative path under notebooks/)."""
+def tiny_parameters(ckpt: Path, corpus: Path, out: Path, task_ckpt: Path | None = None) -> dict:
+    """CI-sized parameters per notebook (relative path under notebooks/). `task_ckpt`: a tiny sudoku solver
+    trained with SM (the workshop's sudoku notebook); the workshop notebooks never load a shipped model here."""
+    task_ckpt = task_ckpt or ckpt
     return {
         "quickstart.ipynb": dict(model=str(ckpt), length=24, steps=3, num_samples=1, out_dir=str(out / "quickstart")),
         "decode.ipynb": dict(model=str(ckpt), prompt="", infill="To be, [MASK][MASK] not", length=24, steps=4,
@@ -37,11 +39,16 @@ def tiny_parameters(ckpt: Path, corpus: Path, out: Path) -> dict:
                                 out_dir=str(out / "nfe_sweep")),
         "tasks.ipynb": dict(task="sort", task_params={"length": 3}, models=[], train_steps=30, cells_per_step=[1, 3],
                             strategies=["random", "margin"], n=8, out_dir=str(out / "tasks")),
-        "workshop/01-forward-process.ipynb": dict(draws=200),
+        "workshop/01-forward-process.ipynb": dict(model=str(ckpt), blocks=4, n_times=3),
         "workshop/02-train-tiny-mdlm.ipynb": dict(corpus=str(corpus), steps=4, seq_len=16, hidden_size=16, num_layers=1,
-                                                  batch_size=4, eval_every=2, out_dir=str(out / "workshop2")),
-        "workshop/03-soft-masking.ipynb": dict(vocab=20),
-        "workshop/04-samplers.ipynb": dict(model=str(ckpt), length=16, steps=4, strategies=["random", "confidence"]),
+                                                  batch_size=4, eval_every=2, eval_blocks=8,
+                                                  out_dir=str(out / "workshop2")),
+        "workshop/03-soft-masking.ipynb": dict(model=str(ckpt), prompt="", length=24, steps=6, num_samples=2,
+                                               live_widget=False),
+        "workshop/04-samplers.ipynb": dict(model=str(ckpt), length=16, steps=4, budgets=[2, 16], num_samples=2),
+        "workshop/05-sudoku.ipynb": dict(givens=75, train_steps=2, hidden_size=16, num_layers=1, batch_size=4, n=4,
+                                         sm_model=str(task_ckpt), binary_model=str(task_ckpt), cells_per_step=[3],
+                                         out_dir=str(out / "workshop5"), live_widget=False),
     }
 
 
@@ -69,6 +76,18 @@ def tiny_checkpoint(hamlet_file, tmp_path_factory):
     smkit.train(corpus=str(hamlet_file), tokenizer="char", seq_len=32, hidden_size=32, num_layers=1, num_heads=2,
                 intermediate_size=64, batch_size=8, warmup_steps=2, eval_every=0, eval_blocks=8, log_every=1,
                 checkpoint_every=0, val_fraction=0.25, progress=False, steps=3, out_dir=str(out), threads=1)
+    return out / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_sudoku_checkpoint(tmp_path_factory):
+    """A 1-layer sudoku solver (75 givens) trained with SM for 2 updates (seconds): for the workshop's sudoku
+    notebook, which must not depend on the shipped sudoku models."""
+    import smkit
+    out = tmp_path_factory.mktemp("tiny_sudoku")
+    smkit.train(corpus="task:sudoku", task_params={"givens": 75}, hidden_size=16, num_layers=1, num_heads=2,
+                intermediate_size=32, batch_size=4, warmup_steps=1, eval_every=0, eval_blocks=4, log_every=1,
+                checkpoint_every=0, progress=False, steps=2, soft_mask=True, out_dir=str(out), threads=1)
     return out / "model"
 
 
@@ -117,11 +136,11 @@ def test_parse_and_collect_parameters(tmp_path):
     assert got == {"steps": 16, "prompt": "hi", "soft_mask": True, "seed": "7"}
 
 
-def test_all_notebooks_run_under_nbval(tiny_checkpoint, hamlet_file, nb_env, tmp_path):
+def test_all_notebooks_run_under_nbval(tiny_checkpoint, tiny_sudoku_checkpoint, hamlet_file, nb_env, tmp_path):
     """papermill --prepare-only injects tiny parameters; nbval (lax, sanitised) runs every cell of each."""
     import papermill as pm
     prepared = tmp_path / "prepared"
-    params = tiny_parameters(tiny_checkpoint, hamlet_file, tmp_path / "outputs")
+    params = tiny_parameters(tiny_checkpoint, hamlet_file, tmp_path / "outputs", tiny_sudoku_checkpoint)
     for path in shipped_notebooks():
         rel = path.relative_to(NB_DIR)
         target = prepared / rel
