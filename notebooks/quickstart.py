@@ -35,6 +35,9 @@ strategy: str = "confidence"  # unmasking rule, one of smkit.STRATEGIES
 num_samples: int = 2  # samples decoded per setting
 seed: int = 0  # the same seed for both decodes
 live_widget: bool = True  # also show the live compare widget (only in an interactive kernel)
+solver: Optional[str] = "sudoku-sm"  # an SM task model decoded with SM on and off on the same puzzles (None: skip)
+puzzles: int = 8  # held-out puzzles it decodes
+givens: int = 72  # their difficulty (given cells of 81)
 out_dir: Optional[str] = None  # where texts go; None: the `smkit run` folder, else runs/quickstart
 
 # %%
@@ -50,6 +53,9 @@ check_parameter(isinstance(steps, int) and steps >= 1, "steps", steps, "must be 
 check_parameter(strategy in smkit.STRATEGIES, "strategy", strategy, f"choose one of {sorted(smkit.STRATEGIES)}")
 check_parameter(isinstance(num_samples, int) and num_samples >= 1, "num_samples", num_samples, "must be an integer >= 1")
 check_parameter(isinstance(seed, int), "seed", seed, "must be an integer")
+check_parameter(solver is None or isinstance(solver, str), "solver", solver, "a task model name or folder, or None")
+check_parameter(isinstance(puzzles, int) and puzzles >= 1, "puzzles", puzzles, "must be an integer >= 1")
+check_parameter(isinstance(givens, int) and 17 <= givens <= 80, "givens", givens, "an integer in 17..80")
 out = output_dir(out_dir, "runs/quickstart")
 interactive = live_widget and "SMKIT_RUN_DIR" not in os.environ  # headless runs get static figures only
 
@@ -111,7 +117,7 @@ if changed:
 else:
     w = m.soft_mask.values()
     print(f"No sample changed: this model's gate is nearly shut (w_s = {w['scale']:.4f}), so SM inputs are almost "
-          f"pure [MASK] embeddings. Try the default model, or more samples.")
+          f"pure [MASK] embeddings at this model's entropies: see the sudoku solver below, where the gate is open.")
 
 # %% [markdown]
 # ## What happened at each step
@@ -129,6 +135,37 @@ figures.progress_figure(views, list(runs), last).show()
 figures.heatmaps_figure(views, last, field="lam", titles=[f"{n}: lambda fed back" for n in runs]).show()
 figures.heatmaps_figure(views, last, field="entropy", titles=[f"{n}: entropy H" for n in runs]).show()
 figures.lambda_figure(views[1], last, -1).show()
+
+# %% [markdown]
+# ## Where SM acts: a sudoku solver
+# A text model this small predicts masked tokens at high entropy, where its learned gate stays nearly shut.
+# A solver is confident, so its gate opens: the same held-out puzzles, decoded one cell per step with SM on
+# and off (same seed). Cells where the two answers differ are in brackets; `valid` is the exact check.
+
+# %%
+if solver is not None:
+    from smkit import tasks
+    sm_solver = smkit.load_pretrained(solver)
+    task = tasks.get(tasks.for_model(sm_solver).NAME, givens=givens)
+    shown = {}
+    for name, soft in (("SM off", False), ("SM on", True)):
+        shown[name] = tasks.evaluate(sm_solver, task, n=puzzles, strategy="confidence", soft_mask=soft, seed=seed)
+    on, off = shown["SM on"], shown["SM off"]
+    differ = [i for i in range(puzzles) if on.texts[i] != off.texts[i]]
+    w = sm_solver.soft_mask.values()
+    print(f"{solver}: w_s={w['scale']:.3f} w_b={w['centre']:.2f}; SM changed {len(differ)} of {puzzles} answers; "
+          f"solved: SM off {sum(off.correct)}, SM on {sum(on.correct)}")
+    if differ:
+        i = differ[0]
+        cells = [j for j, c in enumerate(off.answers[i]) if c != "\n"]  # the 81 cell positions of the text
+        given = off.puzzles[i].replace("[MASK]", ".").replace("\n", "")
+
+        def row(text, other, r):
+            return "".join(f"[{text[j]}]" if text[j] != other[j] else f" {text[j]} "
+                           for j in cells[9 * r:9 * r + 9]).replace("\n", "⏎")
+        print(f"puzzle {i} ('.' to fill)   SM off (valid: {off.correct[i]})          SM on (valid: {on.correct[i]})")
+        for r in range(9):
+            print(f"{given[9 * r:9 * r + 9]:<20}{row(off.texts[i], on.texts[i], r):<30}{row(on.texts[i], off.texts[i], r)}")
 
 # %% [markdown]
 # ## Scrub the steps (interactive kernels only)
