@@ -27,7 +27,7 @@
 # %% tags=["parameters"]
 from typing import Optional
 
-model: Optional[str] = None  # shipped model name or checkpoint folder; None: the default
+model: Optional[str] = "python-sm"  # shipped model name (smkit.PRETRAINED) or checkpoint folder; None: smkit.load_pretrained()
 prompt: str = "ROMEO.\n"  # text kept fixed as a prefix ('' for none)
 infill: Optional[str] = None  # template after the prompt; each [MASK] in it is generated, the rest kept
 length: int = 128  # tokens per sample, prompt included (at most the model's seq_len)

@@ -30,7 +30,7 @@
 # %% tags=["parameters"]
 from typing import Optional
 
-model: Optional[str] = None  # shipped model name or checkpoint folder; None: the default
+model: Optional[str] = "shakespeare-sm"  # shipped model name (smkit.PRETRAINED) or checkpoint folder; None: smkit.load_pretrained()
 corpus: Optional[str] = "shakespeare"  # corpus for the validation bound and the MAUVE references; None to skip both
 eval_blocks: int = 64  # validation blocks for the bound
 prompt: str = ""  # prefix kept fixed ('' for unconditional samples)

@@ -27,7 +27,7 @@
 # %% tags=["parameters"]
 from typing import Optional
 
-model: Optional[str] = None  # shipped model name (smkit.PRETRAINED) or a checkpoint folder; None: the default
+model: Optional[str] = "python-sm"  # a text model: shipped name (smkit.PRETRAINED) or checkpoint folder
 prompt: Optional[str] = None  # text kept fixed as a prefix; None: one that suits the model's corpus
 length: int = 96  # tokens per sample, prompt included (at most the model's seq_len)
 steps: int = 12  # denoising steps, i.e. the forward-pass budget (low: several tokens per step)

@@ -12,7 +12,7 @@ import smkit
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m smkit.demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="shipped model name or checkpoint folder (default: the SM model)")
+    ap.add_argument("--model", default="shakespeare-sm", help="a text model: shipped name or checkpoint folder")
     ap.add_argument("--prompt", default="ROMEO.\n")
     ap.add_argument("--length", type=int, default=96, help="tokens per sample, prompt included")
     ap.add_argument("--steps", type=int, default=24, help="denoising steps (a low budget: 4 tokens a step)")
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
 
     model = smkit.load_pretrained(args.model)
     w = model.soft_mask.values()
-    print(f"model: {args.model or 'shakespeare-sm'} | k={w['k']} w_s={w['scale']:.3f} w_a={w['steepness']:.2f} "
+    print(f"model: {args.model} | k={w['k']} w_s={w['scale']:.3f} w_a={w['steepness']:.2f} "
           f"w_b={w['centre']:.3f} | length {args.length}, {args.steps} steps, strategy {args.strategy}\n")
     for soft in (False, True):
         g = smkit.generate(model, prompt=args.prompt, num_samples=args.samples, length=args.length,
