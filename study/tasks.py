@@ -1,6 +1,7 @@
 """The tasks study: sudoku accuracy against cells revealed per step, per unmasking rule, binary vs SM models.
 
     python study/tasks.py run [--models runs|shipped] [--givens 72] [--n 1000] [--seed 0]
+    python study/tasks.py effect           # the default model's SM target (first-pass lambda, answers changed)
     python study/tasks.py report           # table into docs/results.md, figure into docs/results/tasks/
 
 Models: the binary solver (decoded with plain masks), the SM solver (decoded with SM) and the SM solver decoded
@@ -48,12 +49,12 @@ def cmd_run(args) -> None:
     print(frame.to_string())
 
 
-def sm_effect(model, task, n: int, seed: int) -> dict:
+def sm_effect(model, task, n: int, seed: int, steps: int | None = None) -> dict:
     """What SM changes when the SM solver decodes held-out puzzles (one cell per step, confidence): the mean lambda
     over cells still masked after the first pass, and how many of the n answers differ from SM switched off."""
     import smkit
     puzzles = [e.puzzle for e in task.generate(n, seed, split="test")]
-    common = dict(infill=puzzles, num_samples=n, length=task.length, steps=task.masked, strategy="confidence",
+    common = dict(infill=puzzles, num_samples=n, length=task.length, steps=steps or task.masked, strategy="confidence",
                   seed=seed)
     on = smkit.generate(model, soft_mask=True, trace=True, **common)
     off = smkit.generate(model, soft_mask=False, trace=False, **common)
@@ -61,6 +62,23 @@ def sm_effect(model, task, n: int, seed: int) -> dict:
     return {"mean_lambda": float(first.lam[first.masked].mean()),
             "max_lambda": float(first.lam[first.masked].max()),
             "changed": sum(a != b for a, b in zip(on.texts, off.texts)), "n": n}
+
+
+def cmd_effect(args) -> None:
+    """The default model's SM target: its own task, ~4 cells per step (masked / 4 steps, as L/4 is for text),
+    confidence unmasking, 16 puzzles per fresh seed: first-pass lambda and answers changed by SM."""
+    import math
+
+    import torch
+    from smkit import tasks
+    torch.set_num_threads(args.threads)
+    model = load(args.models, "sudoku-sm")
+    task = tasks.for_model(model)
+    rows = [{"seed": s, **sm_effect(model, task, 16, s, steps=math.ceil(task.masked / 4))} for s in args.seeds]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "default_effect.json").write_text(json.dumps(rows, indent=1) + "\n")
+    for r in rows:
+        print(f"seed {r['seed']}: mean lambda {r['mean_lambda']:.3f}, {r['changed']} of {r['n']} answers changed")
 
 
 def table(frame: pd.DataFrame) -> str:
@@ -99,9 +117,13 @@ def main(argv=None):
     r.add_argument("--n", type=int, default=1000)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=1)
+    e = sub.add_parser("effect")
+    e.add_argument("--models", default="shipped", help="the runs folder, or 'shipped'")
+    e.add_argument("--seeds", type=int, nargs="+", default=[7001, 7002, 7003])
+    e.add_argument("--threads", type=int, default=1)
     sub.add_parser("report")
     args = ap.parse_args(argv)
-    {"run": cmd_run, "report": cmd_report}[args.command](args)
+    {"run": cmd_run, "effect": cmd_effect, "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":
