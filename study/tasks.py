@@ -35,17 +35,18 @@ def cmd_run(args) -> None:
     torch.set_num_threads(args.threads)
     binary, sm = load(args.models, "sudoku-binary"), load(args.models, "sudoku-sm")
     task = tasks.get("sudoku", givens=args.givens)
-    frame = tasks.sweep({"sudoku-binary": (binary, False), "sudoku-sm": (sm, True),
-                         "sudoku-sm, SM off": (sm, False)}, task, n=args.n, cells_per_step=(1, 2, 4, 8),
-                        seed=args.seed)
+    decodings = {"sudoku-binary": (binary, False), "sudoku-sm": (sm, True), "sudoku-sm, SM off": (sm, False)}
+    frame = tasks.sweep({k: decodings[k] for k in args.decodings}, task, n=args.n,
+                        cells_per_step=tuple(args.cells), strategies=tuple(args.strategies), seed=args.seed)
     frame["givens"] = args.givens
     OUT.mkdir(parents=True, exist_ok=True)
-    effect = sm_effect(sm, task, 256, args.seed)
-    (OUT / "sm_effect.json").write_text(json.dumps(effect, indent=1) + "\n")
-    print("SM effect on the SM solver:", effect)
-    tmp = OUT / "sweep.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, OUT / "sweep.csv")
+    if "sudoku-sm" in args.decodings:
+        effect = sm_effect(sm, task, 256, args.seed)
+        (OUT / "sm_effect.json").write_text(json.dumps(effect, indent=1) + "\n")
+        print("SM effect on the SM solver:", effect)
+    out = OUT / f"sweep-{'-'.join(k.split(',')[0] + ('-off' if 'off' in k else '') for k in args.decodings)}.csv"
+    frame.to_csv(out.with_suffix(".tmp"), index=False)
+    os.replace(out.with_suffix(".tmp"), out)
     print(frame.to_string())
 
 
@@ -96,7 +97,7 @@ def cmd_report(args) -> None:
     sys.path.insert(0, str(ROOT / "study"))
     from report import refresh, save
     from smkit import tasks
-    frame = pd.read_csv(OUT / "sweep.csv")
+    frame = pd.concat([pd.read_csv(f) for f in sorted(OUT.glob("sweep-*.csv"))])
     fig = tasks.sweep_figure(frame, title=f"sudoku, {int(frame.givens.iloc[0])} givens: puzzles solved "
                                           f"(n = {int(frame.n.iloc[0])} per point, Wilson 95%)")
     made = save(fig, "tasks/sweep")
@@ -117,6 +118,9 @@ def main(argv=None):
     r.add_argument("--n", type=int, default=1000)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--decodings", nargs="+", default=["sudoku-binary", "sudoku-sm", "sudoku-sm, SM off"])
+    r.add_argument("--strategies", nargs="+", default=["random", "confidence", "margin", "entropy"])
+    r.add_argument("--cells", type=int, nargs="+", default=[1, 2, 4, 8], help="cells revealed per step")
     e = sub.add_parser("effect")
     e.add_argument("--models", default="shipped", help="the runs folder, or 'shipped'")
     e.add_argument("--seeds", type=int, nargs="+", default=[7001, 7002, 7003])
