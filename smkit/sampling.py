@@ -144,7 +144,8 @@ class _Loop:
         self.model, self.plan, self.cfg, self.hooks, self.trace = model, plan, cfg, hooks, trace
         B, L = cfg.num_samples, cfg.length
         self.mask_id = model.mask_id
-        # SUBS makes [MASK] the only -inf log-prob when it is the last id and every id is a token
+        # SUBS makes [MASK] the only -inf log-prob when it is the last id and every id is a token (`_stats`
+        # then reads the other columns only)
         self.mask_last = (self.mask_id == model.config.vocab_size - 1
                           and getattr(model.config, "n_tokens", None) is None)
         self.x = plan.init.to(dev).expand(B, L).clone()
@@ -294,12 +295,19 @@ class _Loop:
             if width:
                 top_log_probs, top_ids = log_probs.topk(width, -1)
         elif width == 1 and not need_entropy:
-            v, i = log_probs.max(-1)   # an unmasked SUBS row is one-hot: its max is its own token, log-prob 0
-            top_log_probs, top_ids = v.unsqueeze(-1), i.unsqueeze(-1)
+            # every row at once: an unmasked SUBS row is one-hot, its best token is its own with log-prob 0
+            if self.hooks.has("topk"):
+                v, i = log_probs.max(-1)
+                top_log_probs, top_ids = v.unsqueeze(-1), i.unsqueeze(-1)
+            else:                      # only the rule reads it, and only the value: amax is the fast reduction
+                top_log_probs = log_probs.amax(-1, keepdim=True)
         elif need_entropy or width:
             B, L = masked.shape
             bi, li = masked.nonzero(as_tuple=True)
-            rows = log_probs.view(B * L, -1) if bi.numel() == B * L else log_probs[bi, li]   # [N, V]
+            ids = log_probs.reshape(B * L, -1)
+            if self.mask_last:
+                ids = ids[:, :-1]      # the [MASK] column (-inf) out: every log-prob left is finite
+            rows = ids.index_select(0, bi * L + li)    # [N, V or V - 1], contiguous
             if width:
                 top_log_probs = torch.full((B, L, width), float("-inf"), device=log_probs.device)
                 top_log_probs[..., 0] = 0.0
@@ -312,8 +320,7 @@ class _Loop:
                     top_log_probs[bi, li], top_ids[bi, li] = rows.topk(width, -1)
             if need_entropy:
                 entropy = torch.zeros(B, L, device=log_probs.device)
-                entropy[bi, li] = (entropy_from_log_probs(rows[:, :-1], finite=True) if self.mask_last
-                                   else entropy_from_log_probs(rows))
+                entropy[bi, li] = entropy_from_log_probs(rows, finite=self.mask_last)
         if entropy is not None and self.hooks.has("entropy"):
             entropy = self.hooks.run("entropy", entropy, state)
         if top_log_probs is not None and self.hooks.has("topk"):

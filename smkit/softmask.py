@@ -29,7 +29,10 @@ def entropy_from_log_probs(log_probs: torch.Tensor, finite: bool = False) -> tor
     """Entropy (nats) of normalised log-probabilities over the last axis; -inf entries (p = 0) contribute 0.
     `finite=True` promises there is no -inf entry and skips looking for them."""
     terms = log_probs if finite else log_probs.masked_fill(torch.isneginf(log_probs), 0.0)
-    return -(log_probs.exp() * terms).sum(-1)
+    p = log_probs.exp()
+    if torch.is_grad_enabled() and log_probs.requires_grad:
+        return -(p * terms).sum(-1)
+    return -p.mul_(terms).sum(-1)   # no gradient to keep: in place, one [..., V] buffer fewer (the sampler's case)
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -113,6 +113,11 @@ def test_one_entropy_from_logits_or_log_probs():
     logp = torch.log_softmax(logits, -1)
     torch.testing.assert_close(entropy_from_log_probs(logp).double(), want, rtol=1e-5, atol=1e-5)
     assert torch.equal(entropy_from_log_probs(logp[..., :-1], finite=True), entropy_from_log_probs(logp[..., :-1]))
+    leaf = logp.clone().requires_grad_()
+    with_grad = entropy_from_log_probs(leaf)   # out of place under autograd, in place without: the same numbers
+    assert torch.equal(with_grad.detach(), entropy_from_log_probs(logp))
+    with_grad.sum().backward()
+    assert torch.isfinite(leaf.grad).all()
 
 
 def test_softmask_module_three_scalars_in_range():
