@@ -304,10 +304,10 @@ class _Loop:
         elif need_entropy or width:
             B, L = masked.shape
             bi, li = masked.nonzero(as_tuple=True)
-            ids = log_probs.reshape(B * L, -1)
+            per_position = log_probs.reshape(B * L, -1)
             if self.mask_last:
-                ids = ids[:, :-1]      # the [MASK] column (-inf) out: every log-prob left is finite
-            rows = ids.index_select(0, bi * L + li)    # [N, V or V - 1], contiguous
+                per_position = per_position[:, :-1]   # the [MASK] column (-inf) out: every log-prob left is finite
+            rows = per_position.index_select(0, bi * L + li)    # [N, V or V - 1], contiguous
             if width:
                 top_log_probs = torch.full((B, L, width), float("-inf"), device=log_probs.device)
                 top_log_probs[..., 0] = 0.0
