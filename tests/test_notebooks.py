@@ -46,8 +46,9 @@ def tiny_parameters(ckpt: Path, corpus: Path, out: Path, task_ckpt: Path | None 
         "workshop/03-soft-masking.ipynb": dict(model=str(ckpt), prompt="", num_samples=2, tokens_per_step=8,
                                                live_widget=False),
         "workshop/04-samplers.ipynb": dict(model=str(ckpt), length=16, steps=4, budgets=[2, 16], num_samples=2),
-        "workshop/05-sudoku.ipynb": dict(givens=75, train_steps=2, hidden_size=16, num_layers=1, batch_size=4, n=4,
-                                         sm_model=str(task_ckpt), binary_model=str(task_ckpt), cells_per_step=[3],
+        "workshop/05-sudoku.ipynb": dict(train_givens=70, givens=75, train_steps=2, hidden_size=16, num_layers=1,
+                                         batch_size=4, n_trained=4, n=4, sm_model=str(task_ckpt),
+                                         binary_model=str(task_ckpt), cells_per_step=[3],
                                          out_dir=str(out / "workshop5"), live_widget=False),
     }
 

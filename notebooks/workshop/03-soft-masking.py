@@ -29,10 +29,11 @@
 from typing import Optional
 
 model: Optional[str] = "python-sm"  # shipped model name or checkpoint folder (trained with SM)
-prompt: str = "def "  # prefix of every decode ("" for none)
-length: int = 128  # tokens per decode, prompt included (at most the model's seq_len)
-steps: int = 32  # denoising steps: length / 4 is where the paper finds SM helps most
-num_samples: int = 4  # decodes per setting
+corpus: Optional[str] = None  # held-out text to fill in; None: the corpus the model was trained on
+num_samples: int = 4  # held-out blocks filled in (and unconditional samples)
+mask_fraction: float = 0.5  # share of each held-out block masked for the model to fill
+tokens_per_step: int = 4  # tokens revealed per step (4: the paper's L/4 budget, where SM helped most)
+prompt: str = "def "  # prefix of the unconditional decodes ("" for none)
 seed: int = 0  # the same seed for SM on and off
 live_widget: bool = True  # also show the step-by-step explorer (only in an interactive kernel)
 
@@ -44,12 +45,16 @@ import smkit
 from smkit.notebooks import check_answer, check_parameter
 
 check_parameter(model is None or isinstance(model, str), "model", model, "a shipped model name or a checkpoint folder")
-check_parameter(isinstance(prompt, str), "prompt", prompt, "must be text ('' for no prompt)")
-check_parameter(isinstance(length, int) and length >= 4, "length", length, "must be an integer >= 4")
-check_parameter(isinstance(steps, int) and 2 <= steps <= length, "steps", steps, f"an integer in [2, length={length}]")
+check_parameter(corpus is None or (isinstance(corpus, str) and corpus != ""), "corpus", corpus,
+                "None or a built-in corpus name / local path")
 check_parameter(isinstance(num_samples, int) and num_samples >= 1, "num_samples", num_samples, "an integer >= 1")
+check_parameter(isinstance(mask_fraction, (int, float)) and 0.05 <= mask_fraction <= 1, "mask_fraction",
+                mask_fraction, "a number in [0.05, 1]")
+check_parameter(isinstance(tokens_per_step, int) and tokens_per_step >= 1, "tokens_per_step", tokens_per_step,
+                "an integer >= 1")
+check_parameter(isinstance(prompt, str), "prompt", prompt, "must be text ('' for no prompt)")
 check_parameter(isinstance(seed, int) and seed >= 0, "seed", seed, "must be an integer >= 0")
-interactive = live_widget and "SMKIT_RUN_DIR" not in os.environ and "PAPERMILL_OUTPUT_PATH" not in os.environ
+interactive = live_widget and "SMKIT_RUN_DIR" not in os.environ
 
 # %% [markdown]
 # ## 1. The idea
@@ -72,55 +77,96 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import torch
 
+from smkit.data import load_corpus, pack_blocks, split_documents
+
 pio.renderers.default = "plotly_mimetype+notebook"
 m = smkit.load_pretrained(model)
 m.eval()
-check_parameter(length <= m.config.seq_len, "length", length, f"must be at most the model's seq_len={m.config.seq_len}")
 w = m.soft_mask.values()
 w_s, w_a, w_b, k = w["scale"], w["steepness"], w["centre"], w["k"]
 V = m.config.vocab_size - 1
+L = m.config.seq_len
+tok = m.tokenizer
 trained_with_sm = bool((m.train_config or {}).get("soft_mask", False))
 print(f"model {model}: trained with SM: {trained_with_sm}; k = {k}; w_s = {w_s:.4g}, w_a = {w_a:.3f}, "
       f"w_b = {w_b:.3f}; {V} tokens, so H ranges from 0 to ln V = {math.log(V):.2f} nats")
-print(f"lambda = w_s/2 = {w_s / 2:.4g} at H = {-w_b:.2f} nats; lambda falls from 88% to 12% of w_s between "
+print(f"lambda = w_s/2 = {w_s / 2:.4g} at H = {-w_b:.2f} nats; it falls from 88% to 12% of w_s between "
       f"H = {-w_b - 2 / w_a:.2f} and {-w_b + 2 / w_a:.2f} nats")
 
 # %% [markdown]
 # ## 2. Where does the gate open, and where are the model's predictions?
 #
-# Decode with SM on and record every step (a `Trace`). The histogram shows the entropy of every prediction made
-# at a masked position; the curve is this model's lambda(H) over the range where it bends.
-# **What to look for:** SM only acts where the curve is high *and* the histogram has mass. If the histogram sits
-# right of the bend, or w_s is tiny, lambda stays near 0 everywhere: the gate is shut, and SM inputs are bare
-# masks in all but name.
+# Two kinds of decode, both with SM on and every step recorded (a `Trace`):
+# - **generate**: `num_samples` texts from all masks (after `prompt`), `tokens_per_step` tokens per step;
+# - **fill in**: `num_samples` held-out blocks the model never trained on, with `mask_fraction` of their tokens
+#   masked; the model fills them, `tokens_per_step` per step, with the true text around every mask.
+#
+# The histograms show the entropy of every prediction made at a masked position; the curve is this model's
+# lambda(H). **What to look for:** SM only acts where the curve is high *and* a histogram has mass. Filling in
+# gives the model context on both sides, so its predictions are surer (further left) than when generating from
+# nothing. If a histogram sits right of the bend, lambda stays near 0 there: the gate is shut for that use, and
+# SM inputs are bare masks in all but name.
 
 # %%
 from plotly.subplots import make_subplots
 
-common = dict(prompt=prompt or None, num_samples=num_samples, length=length, steps=steps, strategy="confidence",
-              seed=seed)
-g_sm = smkit.generate(m, soft_mask=True, **common)
-tr = g_sm.trace
-predicted = tr.masked_before & ~tr.fixed  # positions the model predicted at each step
-H_all = tr.entropy[predicted]
-lam_fed = tr.lam[tr.masked]  # lambda of every soft-masked input actually fed back
-print(f"{int(predicted.sum())} predictions at masked positions: entropy median {H_all.median():.2f} nats, "
-      f"10% below {H_all.quantile(0.1):.2f}")
-print(f"lambda fed back: mean {lam_fed.mean():.4g}, max {lam_fed.max():.4g}, share above 0.1: "
-      f"{(lam_fed > 0.1).float().mean():.1%}")
+steps = max(2, math.ceil(L / tokens_per_step))
+gen_common = dict(prompt=prompt or None, num_samples=num_samples, length=L, steps=steps, strategy="confidence",
+                  seed=seed)
+generated = {soft: smkit.generate(m, soft_mask=soft, **gen_common) for soft in (True, False)}
 
-lo, hi = max(0.0, -w_b - 6 / w_a), min(math.log(V), -w_b + 6 / w_a)
+source = corpus or (m.train_config or {}).get("corpus", "shakespeare")
+_, held_out = split_documents(load_corpus(source), (m.train_config or {}).get("val_fraction", 0.05))
+blocks = pack_blocks(held_out, tok, L)
+blocks = blocks[torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed))[:num_samples]]
+gen = torch.Generator().manual_seed(seed)
+masks = torch.rand(blocks.shape, generator=gen) < mask_fraction
+masks[:, 0] = True  # at least one blank per block
+templates = torch.where(masks, torch.full_like(blocks, m.mask_id), blocks)
+
+
+def fill_in(soft, **options):
+    """Decode every template (one generate call per block: each has its own blanks)."""
+    out = []
+    for i, template in enumerate(templates):
+        n = int(masks[i].sum())
+        out.append(smkit.generate(m, infill=template, length=L, steps=max(1, math.ceil(n / tokens_per_step)),
+                                  strategy="confidence", soft_mask=soft, seed=seed + i, **options))
+    return out
+
+
+filled = {soft: fill_in(soft) for soft in (True, False)}
+
+
+def entropies_and_lambdas(gens):
+    H, lam = [], []
+    for g in gens:
+        tr = g.trace
+        H.append(tr.entropy[tr.masked_before & ~tr.fixed])
+        lam.append(tr.lam[tr.masked])
+    H, lam = torch.cat(H), torch.cat(lam)
+    return H, lam if lam.numel() else torch.zeros(1)
+
+
+stats = {"generate": entropies_and_lambdas([generated[True]]), "fill in": entropies_and_lambdas(filled[True])}
+for name, (H, lam) in stats.items():
+    print(f"{name:>8}: {H.numel()} predictions at masked positions, entropy median {H.median():.2f} nats "
+          f"(10% below {H.quantile(0.1):.2f}); lambda fed back: mean {lam.mean():.3g}, max {lam.max():.3g}, "
+          f"share above w_s/4: {(lam > w_s / 4).float().mean():.1%}")
+
 hs = torch.linspace(0, math.log(V), 300)
 fig = make_subplots(specs=[[{"secondary_y": True}]])
-fig.add_trace(go.Histogram(x=H_all.tolist(), nbinsx=40, name="entropy of the model's predictions",
-                           marker_color="#bbb"), secondary_y=False)
+for (name, (H, _)), colour in zip(stats.items(), ("#999", "#1f77b4")):
+    fig.add_trace(go.Histogram(x=H.tolist(), nbinsx=40, name=f"entropies: {name}", marker_color=colour, opacity=0.6,
+                               histnorm="probability"), secondary_y=False)
 fig.add_trace(go.Scatter(x=hs.tolist(), y=(w_s * torch.sigmoid(w_a * (-hs - w_b))).tolist(), name="lambda(H)",
                          line={"color": "#d62728"}), secondary_y=True)
-fig.add_vrect(x0=lo, x1=hi, fillcolor="#d62728", opacity=0.07, line_width=0, annotation_text="where lambda bends")
-fig.update_yaxes(title_text="predictions", secondary_y=False)
+fig.add_vrect(x0=max(0.0, -w_b - 2 / w_a), x1=min(math.log(V), -w_b + 2 / w_a), fillcolor="#d62728", opacity=0.08,
+              line_width=0, annotation_text="lambda bends")
+fig.update_yaxes(title_text="share of predictions", secondary_y=False)
 fig.update_yaxes(title_text="lambda", range=[0, max(w_s, 1e-9) * 1.05], secondary_y=True)
 fig.update_layout(title=f"{model}: w_s={w_s:.3g}, w_a={w_a:.2f}, w_b={w_b:.2f}", xaxis_title="entropy H (nats)",
-                  height=340)
+                  height=340, barmode="overlay")
 fig.show()
 
 # %% [markdown]
@@ -153,33 +199,25 @@ check_lambda(my_lambda);
 # %% [markdown]
 # ## 3. A superposition at a real position
 #
-# After the first step, take the still-masked position where the model was surest (lowest entropy) and one
-# where it was least sure. The table shows their real top predictions and the weights of the rows mixed into
-# their next input: `[MASK]` gets 1 - lambda, candidate i gets lambda * pi_i.
-# **What you should see:** at the sure position, pi is concentrated on one token and lambda is as large as this
-# model's gate allows; at the unsure one, lambda is near 0 and the input is (almost) a bare mask.
+# After the first step of the first fill-in, take the still-masked position where the model was surest (lowest
+# entropy) and the one where it was least sure. The table shows their real top predictions and the weights of the
+# rows mixed into their next input: `[MASK]` gets 1 - lambda, candidate i gets lambda * pi_i (with k = 1 there is
+# one candidate and pi = 1). **What you should see:** at the sure position lambda is as large as this model's
+# gate allows there; at the unsure one lambda is near 0 and the input is (almost) a bare mask.
 
 # %%
-first = tr[0]
+first = filled[True][0].trace[0]
 still = first.masked[0] & ~first.fixed[0]
-H0 = torch.where(still, first.entropy[0], torch.tensor(float("inf")))
-sure = int(H0.argmin())
+sure = int(torch.where(still, first.entropy[0], torch.tensor(float("inf"))).argmin())
 unsure = int(torch.where(still, first.entropy[0], torch.tensor(-1.0)).argmax())
-tok = m.tokenizer
-
-
-def superposition(pos):
-    p = first.topk_probs[0, pos, :k].double()
-    lam = float(first.lam[0, pos])
-    weights = smkit.softmask.mixture_weights(torch.tensor(lam), p.log())
-    return p, lam, weights
-
-
 bars = go.Figure()
 for label, pos in (("surest", sure), ("least sure", unsure)):
-    p, lam, weights = superposition(pos)
-    print(f"{label} still-masked position {pos}: H = {float(first.entropy[0, pos]):.2f} nats, lambda = {lam:.4g}")
-    print(f"   [MASK]{'':<14} weight {float(weights[0]):.4f}")
+    p = first.topk_probs[0, pos, :k].double()
+    lam = float(first.lam[0, pos])
+    weights = smkit.softmask.mixture_weights(torch.tensor(lam, dtype=torch.float64), p.log())
+    print(f"{label} still-masked position {pos} (true token {tok.decode([int(blocks[0, pos])])!r}): "
+          f"H = {float(first.entropy[0, pos]):.2f} nats, lambda = {lam:.4g}")
+    print(f"   {'[MASK]':<20} weight {float(weights[0]):.4f}")
     names = ["[MASK]"]
     for i in range(k):
         name = repr(tok.decode([int(first.topk_ids[0, pos, i])]))
@@ -224,18 +262,16 @@ check_superposition(superposition_weights);
 # %% [markdown]
 # ## 4. SM on and off, same seed
 #
-# The same prompt, seed and budget, decoded with and without SM. Every random draw is the same, so any
-# difference is SM's doing. The first differing step is where an SM input first changed a decision.
-# **What you should see:** if the gate is open, some samples differ, starting at an early step. If it is shut,
-# the texts are identical, and the cell says so with the gate's values. For contrast, the last decode forces
-# the gate open (w_s = 1, the paper's w_b = -0.75 and w_a = 6.66): that is *not* how this model was trained, and
-# shows what SM inputs do to a model that never learned to read them.
+# Each decode above was run twice, with and without SM, on the same seed: every random draw is the same, so any
+# difference is SM's doing. For the fill-ins we also know the true text, so we can count the blanks each got
+# right. **What you should see:** where lambda never leaves ~0 (typically when generating from nothing), the two
+# decodes are identical, and the cell says the gate is shut there. Where some lambdas are open (filling in),
+# some tokens differ, and the counts of right blanks tell whether the change helped on these few blocks (a
+# difference of a few tokens is within noise). For contrast, the last decode forces the gate wide open
+# (w_s = 1, centred at the median entropy of the fill-in predictions, so most blanks get lambda near 1): that is
+# *not* how this model was trained, and shows what SM inputs do to a model that never learned to read them.
 
 # %%
-g_off = smkit.generate(m, soft_mask=False, **common)
-g_forced = smkit.generate(m, soft_mask=True, sm_scale=1.0, sm_centre=-0.75, sm_steepness=6.66, **common)
-
-
 def first_difference(a, b):
     """The first step after which the two decodes' tokens differ (None: never)."""
     n = min(len(a.trace), len(b.trace))
@@ -243,29 +279,41 @@ def first_difference(a, b):
     return int(diff.float().argmax()) if diff.any() else None
 
 
-changed = sum(x != y for x, y in zip(g_sm.tokens.tolist(), g_off.tokens.tolist()))
-positions = int((g_sm.tokens != g_off.tokens).sum())
-print(f"SM as trained: {changed} of {num_samples} samples differ from binary decoding, {positions} tokens in all; "
-      f"first differing step: {first_difference(g_sm, g_off)}")
-if lam_fed.max() < 1e-3:
-    print(f"The gate is shut: w_s = {w_s:.3g} and the largest lambda fed back was {lam_fed.max():.3g}, so every SM "
-          f"input is [MASK] plus less than 0.1% of a token. A difference, if any, is a float-level tie flipping.")
-forced = sum(x != y for x, y in zip(g_forced.tokens.tolist(), g_off.tokens.tolist()))
-print(f"gate forced open (not as trained): {forced} of {num_samples} samples differ, first differing step: "
-      f"{first_difference(g_forced, g_off)}")
-for name, g in (("binary", g_off), ("SM as trained", g_sm), ("SM forced open", g_forced)):
-    print(f"\n--- {name}, sample 0 ---\n{g.texts[0][:400]}")
+def right_blanks(gens):
+    return sum(int((g.tokens[0][masks[i]] == blocks[i][masks[i]]).sum()) for i, g in enumerate(gens))
+
+
+on, off = generated[True], generated[False]
+print(f"generate: {int((on.tokens != off.tokens).sum())} of {on.tokens.numel()} tokens differ between SM and binary; "
+      f"first differing step {first_difference(on, off)}")
+if float(stats["generate"][1].max()) < 1e-3:
+    print(f"   the gate is shut when generating: w_s = {w_s:.3g}, the largest lambda fed back was "
+          f"{float(stats['generate'][1].max()):.3g}, so each SM input is [MASK] plus less than 0.1% of a token")
+blanks = int(masks.sum())
+changed = sum(int((a.tokens != b.tokens).sum()) for a, b in zip(filled[True], filled[False]))
+print(f"fill in: {changed} of {blanks} blanks differ between SM and binary; right blanks: SM {right_blanks(filled[True])}, "
+      f"binary {right_blanks(filled[False])} (of {blanks})")
+if float(stats["fill in"][1].max()) < 1e-3:
+    print(f"   the gate is shut when filling in too: the largest lambda was {float(stats['fill in'][1].max()):.3g}")
+forced = fill_in(True, sm_scale=1.0, sm_centre=-float(stats["fill in"][0].median()), sm_steepness=w_a)
+print(f"gate forced open (not as trained): {sum(int((a.tokens != b.tokens).sum()) for a, b in zip(forced, filled[False]))} "
+      f"of {blanks} blanks differ from binary; right blanks {right_blanks(forced)}")
+show = lambda ids: tok.decode(ids.tolist()).replace(tok.mask_token, "_")[:300]
+print(f"\n--- block 0 with its blanks (_) ---\n{show(templates[0])}")
+for name, g in (("true text", None), ("binary", filled[False][0]), ("SM as trained", filled[True][0]),
+                ("SM forced open", forced[0])):
+    print(f"\n--- {name} ---\n{show(blocks[0] if g is None else g.tokens[0])}")
 
 # %% [markdown]
 # ## 5. Step by step (interactive kernels only)
-# Scrub through the SM decode: the token strip, lambda and entropy per position and step, and the mixture at
+# Scrub through the first SM fill-in: the token strip, lambda and entropy per position and step, and the mixture at
 # the selected position. Headless runs skip this cell.
 
 # %%
 if interactive:
     from IPython.display import display
     from smkit.widgets import TraceExplorer
-    display(TraceExplorer(g_sm.trace, model=m))
+    display(TraceExplorer(filled[True][0].trace, model=m))
 
 # %% [markdown]
 # ## What to take away

@@ -91,14 +91,31 @@ known = {w.lower() for d in load_corpus(source) for w in WORD.findall(d.text)}
 print(f"model {model}; {len(known)} distinct words in its training corpus {source!r}")
 
 
+def self_nll(tokens):
+    """Per sample, the mean over positions of -log p(token | all the other tokens), by the same model: each
+    position masked alone."""
+    B, L = tokens.shape
+    rows = tokens.repeat_interleave(L, 0)                      # [B*L, L]: copy l of sample b ...
+    pos = torch.arange(L).repeat(B)
+    rows[torch.arange(B * L), pos] = m.mask_id                  # ... with position l masked
+    with torch.no_grad():
+        logp = torch.cat([m(chunk) for chunk in rows.split(256)])
+    return -logp[torch.arange(B * L), pos, tokens.flatten()].view(B, L).mean(1).double()
+
+
 def describe(g) -> dict:
     """The numbers of one decode setting (all samples together)."""
     tr = g.trace
     words = [w.lower() for t in g.texts for w in WORD.findall(t)]
+    share = sum(w in known for w in words) / max(len(words), 1)
+    nll = self_nll(g.tokens)
     return {"NFE": g.nfe,
-            "H at reveal": float(tr.entropy[tr.revealed].mean()),
+            "p1 at reveal": float(tr.topk_probs[..., 0][tr.revealed].mean()),
+            "self NLL": float(nll.mean()),
+            "NLL +-": float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else float("nan"),
             "remasked": int(tr.remasked.sum()) / g.tokens.shape[0],
-            "known words": sum(w in known for w in words) / max(len(words), 1),
+            "known words": share,
+            "known +-": (share * (1 - share) / max(len(words), 1)) ** 0.5,
             "repeated 4-grams": repetition_rate(g.tokens.tolist(), 4),
             "unigram entropy": unigram_entropy(g.tokens.tolist())}
 
@@ -107,18 +124,24 @@ def describe(g) -> dict:
 # ## 2. Orders at one budget
 #
 # Every rule decodes the same `num_samples` samples (same seed) in `steps` steps. The columns:
-# - **NFE**: forward passes spent (steps that reveal nothing cost none; +1 if a last pass fills what is left);
-# - **H at reveal**: mean entropy (nats) of p_l at each position *at the step it was revealed*: how sure the model
-#   was of what it committed. Confidence-type rules pick the surest positions, so theirs is lowest;
+# - **NFE**: forward passes spent (a step that reveals nothing costs none; +1 if a last pass fills what is left);
+# - **p1 at reveal**: the mean probability of the most likely token at each position, *at the step it was
+#   revealed*: how sure the model was where it committed, averaged over the whole decode;
+# - **self NLL** (+- its standard error over the samples): mean -log p(token | all the other tokens of the
+#   finished sample), by the same model, each position masked alone (nats per token). Low = the model finds its
+#   own sample coherent;
 # - **remasked**: tokens sent back to `[MASK]` per sample (only ReMDM rules do that);
-# - **known words**: share of the words (letters or `_`, 2+ long) in the samples that occur in the training
-#   corpus: a rough, judge-free readability score;
+# - **known words** (+- its standard error): share of the words (letters or `_`, 2+ long) in the samples that
+#   occur in the training corpus, a rough, judge-free readability score;
 # - **repeated 4-grams**: share of 4-token windows that repeat an earlier one in the same sample (0 = none);
 #   **unigram entropy**: entropy of a sample's own token counts (low = few distinct tokens, repetitive).
 #
-# **What you should see:** committing the surest tokens first lowers "H at reveal" and usually raises "known
-# words", but can make a model repeat itself (more repeated 4-grams, lower unigram entropy): a low-entropy token
-# is often a frequent one. `random` and `ancestral` sit at the other end.
+# Differences smaller than about two `+-` are noise: a few samples cannot tell the rules apart on those columns.
+# **What to look for:** `confidence`, `margin` and `entropy` pick the surest position *at each step*; that is a
+# greedy choice. Whether it pays over the whole decode shows in `p1 at reveal` and `self NLL`: on text, the surest
+# tokens are often generic (line breaks, spaces, word endings) and give the positions left open little to go on,
+# so the greedy rules can end up *less* sure and less coherent than a random order. Read this model's answer off
+# the table, then compare with notebook 05, where a sure cell really does pin down the others.
 
 # %%
 gens, rows = {}, []
@@ -133,19 +156,21 @@ for strategy in strategies:
     print(f"\n--- {strategy}, sample 0 ---\n{gens[strategy].texts[0][:300]}")
 
 # %% [markdown]
-# The plot follows one sample per rule through the decode. Left: the share of positions still masked after
-# each step (every rule ends at 0; ancestral's staircase has flat parts where it revealed nothing). Right: the
-# mean entropy over the positions *still masked* at each step: what the model is unsure of at that moment, a
-# different mean from "H at reveal" above. Confidence rules leave the hard positions for last, so their curve
-# rises towards the end.
+# The plot follows sample 0 of the first four rules through the decode. Left: the share of positions still
+# masked after each step (every rule ends at 0; `ancestral`'s staircase has flat parts where it revealed
+# nothing). Right: the mean entropy over the positions the model predicted at that step (those still masked when
+# it began): what it was unsure of at that moment, over all open positions. That is another mean than `p1 at
+# reveal`, which looks only at the positions chosen. An adaptive rule leaves its least sure positions for the end,
+# so by the last steps its open positions are the hardest ones; a random order keeps a fair mix.
 
 # %%
 import plotly.io as pio
 from smkit.widgets import figures, sample_view
 
 pio.renderers.default = "plotly_mimetype+notebook"
-views = [sample_view(gens[s].trace, 0, model=m) for s in strategies]
-figures.progress_figure(views, list(strategies), min(v.num_steps for v in views) - 1).show()
+shown = strategies[:4]
+views = [sample_view(gens[s].trace, 0, model=m) for s in shown]
+figures.progress_figure(views, list(shown), min(v.num_steps for v in views) - 1).show()
 
 # %% [markdown]
 # ## 3. Budgets
@@ -153,9 +178,11 @@ figures.progress_figure(views, list(strategies), min(v.num_steps for v in views)
 # Fewer steps means more tokens revealed at once, from one forward pass, each sampled *independently* of the
 # others revealed in the same step: two neighbours can be revealed as "of of". The sweep decodes with
 # `ancestral` and `confidence` at each budget in `budgets`.
-# **What you should see:** NFE equals the steps for confidence; for ancestral it can be lower at large step
-# counts (steps revealing nothing are free). Readability drops as the budget shrinks, and more slowly for
-# confidence, which commits its surest tokens first.
+# **What you should see:** NFE equals the steps for `confidence`; for `ancestral` it can be lower at large step
+# counts (a step that happens to reveal nothing is free: the input did not change, the last output is reused).
+# `self NLL` is clearly higher at the smallest budget than at the largest: tokens chosen together, each without
+# seeing the others, fit their neighbours worse. That is the cost of parallel decoding. Between neighbouring
+# budgets the differences are often within the `+-`.
 
 # %%
 rows = []
@@ -171,10 +198,10 @@ print(sweep.round(3).to_string(index=False))
 # ## 4. Remasking
 #
 # ReMDM lets the sampler change its mind: at each step a decoded token goes back to `[MASK]` with probability
-# sigma_t (`remdm-cap`: sigma_t = min(eta, (1 - alpha_s) / alpha_t), eta = 0.008 by default; a larger eta remasks
+# sigma_t (`remdm-cap`: sigma_t = min(eta, (1 - alpha_s) / alpha_t), with a small eta by default; a larger eta remasks
 # more). Below, the positions of sample 0 that were remasked at least once with eta = 0.05, the token before and
-# the token finally written there. **What you should see:** a handful of remasks per sample; some come back as
-# the same token, some change.
+# the token finally written there. **What you should see:** remasks scattered over the decode (more with a
+# larger eta); some positions come back with the same token, many with another.
 
 # %%
 g = smkit.generate(m, length=length, steps=steps, strategy="remdm-cap", eta=0.05, soft_mask=soft_mask, seed=seed,
