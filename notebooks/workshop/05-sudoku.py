@@ -262,8 +262,8 @@ if shipped:
 #
 # One puzzle decoded by `sm_model` with SM on, `cells_per_step[-1]` cells per step. For each step, three
 # panels: the board (`.` still blank, `*` before a digit revealed at this step); the model's best digit at every
-# blank still open; and lambda, the weight of that guess in the blank's next input, in tenths (`9` = 0.9 or more,
-# `0` = below 0.05, `-` where the cell is filled). **What to look for:** a blank whose lambda is high is fed its
+# blank still open; and lambda, the weight of its guesses in the blank's next input, in hundredths (`13` = 0.13,
+# `0` = below 0.005, `-` where the cell is filled). **What to look for:** a blank whose lambda is high is fed its
 # guess as a partial digit on the next pass; if all lambdas are 0, the gate is shut (w_s printed above) and SM
 # decodes like binary.
 
@@ -281,7 +281,7 @@ def board_panels(rec, chars, b=0):
             masked = int(rec.tokens[b, p]) == rec.mask_id
             board.append(" ." if masked else ("*" if rec.revealed[b, p] else " ") + chars[int(rec.tokens[b, p])])
             guess.append(" " + chars[int(rec.topk_ids[b, p, 0])] if masked else "  ")
-            lam.append(" " + str(min(9, int(10 * float(rec.lam[b, p]) + 0.5))) if masked else " -")
+            lam.append(f"{min(99, round(100 * float(rec.lam[b, p]))):3d}" if masked else "  -")
         rows.append("".join(board) + "   |" + "".join(guess) + "   |" + "".join(lam))
     return "\n".join(rows)
 
@@ -294,7 +294,7 @@ if sm_model is not None:
     g = smkit.generate(model, infill=puzzle.puzzle, length=sm_task.length, steps=math.ceil(sm_task.masked / cells),
                        strategy="margin", soft_mask=True, seed=seed)
     chars = {i: (ch if ch in "123456789" else "?") for ch, i in model.tokenizer.get_vocab().items()}
-    print("      board                  |    best guess            |   lambda (tenths)")
+    print(f"{' board':<18}   |{' best guess':<18}   | lambda (hundredths)")
     for rec in g.trace:
         print(f"step {rec.step}: {int(rec.revealed[0].sum())} revealed, {int(rec.masked[0].sum())} still blank, "
               f"largest lambda {float(rec.lam[0].max()):.3f}")
