@@ -83,8 +83,9 @@ out = output_dir(out_dir, "runs/workshop2")
 # We train *binary* MDLM here. Training with soft-masking (`soft_mask=True`, notebook 03) costs two forward
 # passes per update, and with the paper's gate initialisation (w_s = 0.0067, w_b = -0.75) the gate does not open
 # in a few hundred updates at this scale: Adam moves each raw scalar by about 0.01 per update, and lambda, with
-# its gradient, is ~0 until the model's predictions fall below ~1.5 nats of entropy. The shipped SM models
-# therefore continue a trained binary model with a wider-open start (w_s = 0.05, w_b = -3).
+# its gradient, is ~0 until the model's predictions fall below ~1.5 nats of entropy. The shipped text SM models
+# (`python-sm`, `shakespeare-sm`) therefore continue a trained binary model with a gate that starts more open;
+# `sudoku-sm` (notebook 05) was trained from scratch and could open its gate because its predictions are sure.
 
 # %%
 import math

@@ -135,8 +135,8 @@ for strategy in ("random", "margin"):
 # ## 3. Does the order matter?
 #
 # The order effect needs a solver that is sure of some cells and unsure of others, and many puzzles to measure:
-# `binary_model` (trained for much longer), on puzzles like those it was trained on, `n` of them, one cell per
-# step, three orders: `random`, `confidence` (the cell whose best digit is likeliest first) and `margin`.
+# `binary_model` (a larger solver, printed below with its task) on `n` puzzles like those it was trained on, one
+# cell per step, three orders: `random`, `confidence` (the cell whose best digit is likeliest first) and `margin`.
 # **What you should see:** the adaptive orders above random with intervals that do not overlap: revealing a cell
 # the model is sure of first gives the next cells more context, while a random order forces guesses at cells
 # that are still ambiguous (Kim et al., ICML 2025, report a far larger effect with a far stronger model).
