@@ -310,7 +310,7 @@ def test_a_trace_without_statistics_is_refused_clearly(model):
 
 from smkit.widgets import layouts  # noqa: E402
 from smkit.widgets.cell_grid import CellGrid  # noqa: E402
-from smkit.widgets.data import sample_view  # noqa: E402
+from smkit.widgets.trace_view import sample_view  # noqa: E402
 from smkit.widgets.token_strip import TokenStrip  # noqa: E402
 from sudoku_trace import LENGTH as SUDOKU_LENGTH, board_positions, puzzle, sudoku_decode, sudoku_model  # noqa: E402
 

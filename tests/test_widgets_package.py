@@ -90,7 +90,7 @@ def test_the_package_exports_the_public_widgets_only():
     for name in W.__all__:
         assert getattr(W, name) is not None
     assert W.layouts.LAYOUTS["token_strip"] is W.layouts.token_strip
-    for name, module in (("PlotMarkers", "overlay"), ("STATE_COLOURS", "data"), ("STATES", "data"),
+    for name, module in (("PlotMarkers", "overlay"), ("STATE_COLOURS", "trace_view"), ("STATES", "trace_view"),
                          ("TokenStrip", "token_strip"), ("StepViews", "explorer")):
         with pytest.raises(AttributeError, match=f"smkit.widgets.{module}"):
             getattr(W, name)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smkit.widgets.data import MASK_COLOUR, SOFT_COLOUR, SOFT_MIN_LAMBDA, STATE_COLOURS, blend, display_token
+from smkit.widgets.trace_view import MASK_COLOUR, SOFT_COLOUR, SOFT_MIN_LAMBDA, STATE_COLOURS, blend, display_token
 
 
 def _np(x):

@@ -9,7 +9,7 @@
     figures.heatmaps_figure([sample_view(g.trace, 0, model=m)], step)   # static plotly figures
 
 The package exports what a notebook needs; the pieces (TokenStrip, CellGrid, PlotMarkers, STATE_COLOURS,
-...) stay importable from their modules (`smkit.widgets.token_strip`, `.cell_grid`, `.overlay`, `.data`).
+...) stay importable from their modules (`smkit.widgets.token_strip`, `.cell_grid`, `.overlay`, `.trace_view`).
 Needs the `widgets` extra: pip install "smkit[widgets]".
 """
 from __future__ import annotations
@@ -18,14 +18,14 @@ import importlib
 
 _EXPORTS = {
     "TraceExplorer": "explorer", "LiveDecoder": "live", "Compare": "comparison", "compare": "comparison",
-    "SampleView": "data", "sample_view": "data", "figures": None, "export": None, "layouts": None,
+    "SampleView": "trace_view", "sample_view": "trace_view", "figures": None, "export": None, "layouts": None,
 }
 
 __all__ = sorted(_EXPORTS)
 
 # internals the package once exported: where they live
-_INTERNALS = {"PlotMarkers": "overlay", "STATE_COLOURS": "data", "STATES": "data", "TokenStrip": "token_strip",
-              "StepViews": "explorer"}
+_INTERNALS = {"PlotMarkers": "overlay", "STATE_COLOURS": "trace_view", "STATES": "trace_view",
+              "TokenStrip": "token_strip", "StepViews": "explorer"}
 
 
 def __getattr__(name: str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import anywidget
 import traitlets
 
-from .data import STATE_COLOURS, STATES
+from .trace_view import STATE_COLOURS, STATES
 from .layouts import Layout, step_fields
 
 ESM = r"""

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from . import figures as F
 from .cell_grid import CellGrid
-from .data import SampleView, final_texts, num_samples, sample_view
+from .trace_view import SampleView, final_texts, num_samples, sample_view
 from .export import explorer_page, write_page
 from .layouts import Layout, get_layout, token_strip
 from .overlay import overlaid

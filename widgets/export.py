@@ -20,7 +20,7 @@ import numpy as np
 
 from . import cell_grid
 from . import figures as F
-from .data import STATE_COLOURS, STATES, SampleView
+from .trace_view import STATE_COLOURS, STATES, SampleView
 from .layouts import Layout, step_fields, token_strip
 from .titles import step_title
 from .token_strip import CSS, ESM

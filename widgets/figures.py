@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .data import MASK_COLOUR, SOFT_COLOUR, SampleView
+from .trace_view import MASK_COLOUR, SOFT_COLOUR, SampleView
 
 MARK = "#d62728"
 FONT = dict(size=11)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data import SampleView
+from .trace_view import SampleView
 
 
 @dataclass(frozen=True)

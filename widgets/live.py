@@ -11,7 +11,7 @@ import threading
 
 import ipywidgets as W
 
-from .data import sample_view
+from .trace_view import sample_view
 from .explorer import StepViews
 from .export import explorer_page, write_page
 

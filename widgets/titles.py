@@ -1,7 +1,7 @@
 """The one-line titles above a sample's cells, shared by the notebook widgets and the exported pages."""
 from __future__ import annotations
 
-from .data import SampleView
+from .trace_view import SampleView
 
 
 def step_title(v: SampleView, s: int) -> str:
