@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipywidgets as W
 
 from . import figures as F
-from .trace_view import sample_view
 from .export import compare_page, write_page
 from .overlay import overlaid
 from .token_strip import TokenStrip
+from .trace_view import sample_view
 
 
 class Compare(W.VBox):

@@ -12,12 +12,12 @@ import plotly.graph_objects as go
 
 from . import figures as F
 from .cell_grid import CellGrid
-from .trace_view import SampleView, final_texts, num_samples, sample_view
 from .export import explorer_page, write_page
 from .layouts import Layout, get_layout, token_strip
 from .overlay import overlaid
 from .titles import step_title
 from .token_strip import TokenStrip
+from .trace_view import SampleView, final_texts, num_samples, sample_view
 
 
 SMALL_WIDTH = 320  # px: three small figures side by side fill a JupyterLab output area

@@ -20,10 +20,10 @@ import numpy as np
 
 from . import cell_grid
 from . import figures as F
-from .trace_view import STATE_COLOURS, STATES, SampleView
 from .layouts import Layout, step_fields, token_strip
 from .titles import step_title
 from .token_strip import CSS, ESM
+from .trace_view import STATE_COLOURS, STATES, SampleView
 
 
 def view_data(view: SampleView, titles: list[str] | None = None) -> dict:

@@ -11,9 +11,9 @@ import threading
 
 import ipywidgets as W
 
-from .trace_view import sample_view
 from .explorer import StepViews
 from .export import explorer_page, write_page
+from .trace_view import sample_view
 
 
 def _strategies() -> list[str]:
