@@ -4,6 +4,7 @@ its configs, its training curve (metrics.csv) and its base's curve (base_metrics
 Reproduce every shipped model from scratch, then ship:
     bash configs/continued/run.sh shakespeare        # base -> SM and binary continuations
     bash configs/continued/run.sh python
+    for m in sm binary; do smkit train --config configs/continued/python-$m-long.yaml; done
     for m in binary sm; do smkit train --config configs/tasks/sudoku-$m.yaml
                            smkit train --config configs/tasks/sudoku-$m-continued.yaml; done
     python scripts/ship_pretrained.py
@@ -14,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 import smkit
@@ -22,31 +24,57 @@ from smkit.saving import PRETRAINED_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# shipped name -> (training run, its base's run, the configs that reproduce it, in order)
+# shipped name -> (its base's run and config, then the continuation stages: (run, config), each from the one
+# before). A model continued in two stages ships both stages' configs and one curve over both.
 SHIPPED = {
-    **{f"{corpus}-{mode}": (f"runs/continued/{corpus}-{mode}", f"runs/continued/{corpus}-base",
-                            [f"configs/continued/{corpus}-base.yaml", f"configs/continued/{corpus}-{mode}.yaml"])
-       for corpus in ("python", "shakespeare") for mode in ("sm", "binary")},
-    **{f"sudoku-{mode}": (f"runs/tasks/sudoku-{mode}-continued", f"runs/tasks/sudoku-{mode}",
-                          [f"configs/tasks/sudoku-{mode}.yaml", f"configs/tasks/sudoku-{mode}-continued.yaml"])
+    **{f"shakespeare-{mode}": (("runs/continued/shakespeare-base", "configs/continued/shakespeare-base.yaml"),
+                               [(f"runs/continued/shakespeare-{mode}", f"configs/continued/shakespeare-{mode}.yaml")])
+       for mode in ("sm", "binary")},
+    **{f"python-{mode}": (("runs/continued/python-base", "configs/continued/python-base.yaml"),
+                          [(f"runs/continued/python-{mode}", f"configs/continued/python-{mode}.yaml"),
+                           (f"runs/continued/python-{mode}-long", f"configs/continued/python-{mode}-long.yaml")])
+       for mode in ("sm", "binary")},
+    **{f"sudoku-{mode}": ((f"runs/tasks/sudoku-{mode}", f"configs/tasks/sudoku-{mode}.yaml"),
+                          [(f"runs/tasks/sudoku-{mode}-continued", f"configs/tasks/sudoku-{mode}-continued.yaml")])
        for mode in ("sm", "binary")},
 }
 
 
+def stage_configs(stages) -> list[str]:
+    """File names of the continuation stages' configs in the shipped folder: train_config.yaml for the last one
+    (what the model is), continue_config_1.yaml, ... for the ones before it."""
+    return [f"continue_config_{i + 1}.yaml" for i in range(len(stages) - 1)] + ["train_config.yaml"]
+
+
+def joined_curve(stages) -> pd.DataFrame:
+    """The stages' metrics.csv as one curve: each stage's updates and forward passes counted on from the last."""
+    frames, step, passes = [], 0, 0
+    for run, _ in stages:
+        h = pd.read_csv(ROOT / run / "metrics.csv")
+        frames.append(h.assign(step=h.step + step, forward_passes=h.forward_passes + passes))
+        step, passes = int(frames[-1].step.iloc[-1]), int(frames[-1].forward_passes.iloc[-1])
+    return pd.concat(frames, ignore_index=True)
+
+
 def ship(name: str) -> Path:
-    run, base, configs = SHIPPED[name]
-    run, base = ROOT / run, ROOT / base
+    (base_run, base_config), stages = SHIPPED[name]
+    run = ROOT / stages[-1][0]
     model = smkit.load_pretrained(run / "model")
     meta = read_manifest(run / "model")
+    first = read_manifest(ROOT / stages[0][0] / "model")
 
     def records(tmp: Path):
-        shutil.copy(run / "metrics.csv", tmp / "metrics.csv")
-        shutil.copy(base / "metrics.csv", tmp / "base_metrics.csv")
-        for i, config in enumerate(configs):
-            shutil.copy(ROOT / config, tmp / ("base_config.yaml" if i == 0 else "train_config.yaml"))
+        joined_curve(stages).to_csv(tmp / "metrics.csv", index=False)
+        shutil.copy(ROOT / base_run / "metrics.csv", tmp / "base_metrics.csv")
+        shutil.copy(ROOT / base_config, tmp / "base_config.yaml")
+        for (_, config), file in zip(stages, stage_configs(stages)):
+            shutil.copy(ROOT / config, tmp / file)
 
+    configs = [base_config] + [c for _, c in stages]
     reproduce = " && ".join(f"smkit train --config {c}" for c in configs) + " && python scripts/ship_pretrained.py"
-    extra = {"train_config": meta["train_config"], "base": meta.get("base"), "reproduce": reproduce}
+    extra = {"train_config": meta["train_config"], "base": first.get("base"), "reproduce": reproduce,
+             "stages": [{"config": c, "updates": int(pd.read_csv(ROOT / r / "metrics.csv").step.iloc[-1])}
+                        for r, c in stages]}
     return model.save_pretrained(PRETRAINED_DIR / name, dtype=torch.float16, extra=extra, extra_files=records)
 
 

@@ -158,9 +158,8 @@ class _Loop:
         self.schedule = get_schedule(model.config.schedule)
         self.conf = (torch.full((B, L), float("-inf"), dtype=torch.float64, device=dev)
                      if cfg.strategy == "remdm-conf" else None)
-        self.need_entropy = cfg.soft_mask or trace or cfg.strategy == "entropy" or hooks.has("entropy")
-        self.need_top = (cfg.soft_mask or trace or cfg.strategy in ("confidence", "margin", "threshold")
-                         or hooks.has("topk"))
+        self.need_entropy = cfg.soft_mask or trace or self.rule.reads_entropy or hooks.has("entropy")
+        self.need_top = cfg.soft_mask or trace or self.rule.top_probs_read > 0 or hooks.has("topk")
         self.cache = None            # [B, L, V] raw log-probs of the last forward, per row
         self.dirty = torch.ones(B, dtype=torch.bool, device=dev)        # tokens changed since the row's last forward
         self.last_plain = torch.ones(B, dtype=torch.bool, device=dev)   # the row's last forward had plain input
@@ -502,8 +501,9 @@ def generate(model, prompt=None, num_samples: int = 1, length: int = 128, steps:
 
     prompt: text or token ids kept as a prefix. infill: a template placed after the prompt in which every
     mask token (the tokenizer's "[MASK]", or mask_id among ids) is generated and the rest kept fixed;
-    positions after the template are generated too; a list of texts gives each sample its own template
-    (num_samples of them, all of the same token count). strategy: one of `smkit.STRATEGIES`. soft_mask: SM
+    positions after the template are generated too; a list of texts (or of token-id lists, or a 2-D id tensor)
+    gives each sample its own template (num_samples of them, all of the same token count). strategy: one of
+    `smkit.STRATEGIES`. soft_mask: SM
     inputs at still-masked positions from the previous pass (k, w_s, w_b, w_a from the model unless given
     as k / sm_scale / sm_centre / sm_steepness); lambda_schedule none | linear | stepwise. temperature,
     top_k, top_p shape sampling only. block_length: semi-autoregressive blocks (steps split over them).

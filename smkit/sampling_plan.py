@@ -23,7 +23,7 @@ REMDM_ETA = {"remdm-cap": 0.008, "remdm-rescale": 0.015, "remdm-conf": 0.0, "rem
 class SamplingConfig:
     """Settings of one sampling call; `validate(model)` checks every field before any compute."""
     prompt: Optional[str] = None           # prefix text (or a list of token ids); kept fixed
-    infill: Optional[str] = None           # template after the prompt; each [MASK] (the tokenizer's mask token) is generated, the rest kept; token ids with mask_id also accepted; a list of texts: one template per sample (same token count)
+    infill: Optional[str] = None           # template after the prompt; each [MASK] (the tokenizer's mask token) is generated, the rest kept; token ids with mask_id also accepted; a list of texts or id lists (or a 2-D id tensor): one template per sample (same token count)
     num_samples: int = 1                   # samples decoded together
     length: int = 128                      # tokens per sample, prompt included (at most the model's seq_len)
     steps: int = 32                        # denoising steps (forward passes at most; +1 for noise removal)
@@ -83,7 +83,7 @@ def make_plan(cfg: SamplingConfig, model) -> Plan:
     eta = _remdm_eta(cfg)
     init, fixed, prompt_length = _layout(cfg, model)
     blocks = _blocks(cfg, prompt_length)
-    top_width = max(sm_k if cfg.soft_mask else 0, cfg.k_trace, 2 if cfg.strategy == "margin" else 1)
+    top_width = max(sm_k if cfg.soft_mask else 0, cfg.k_trace, STRATEGIES[cfg.strategy].top_probs_read, 1)
     device = torch.device(cfg.device) if cfg.device is not None else model.device
     return Plan(cfg, init, fixed, prompt_length, blocks, sm_k, min(top_width, vocab - 1), scale, centre, steepness,
                 eta, device)
@@ -214,9 +214,13 @@ def _token_ids(value, name, model, allow_mask: bool) -> list[int]:
 
 
 def _per_sample(cfg: SamplingConfig) -> list:
-    """The infill templates: [infill] for one template, or the list of texts given one per sample."""
+    """The infill templates: [infill] for one template, or the ones given per sample (a list of texts, a list of
+    token-id lists, or a [num_samples, T] tensor of ids)."""
     texts = cfg.infill
-    if not (isinstance(texts, (list, tuple)) and texts and all(isinstance(t, str) for t in texts)):
+    if isinstance(texts, torch.Tensor) and texts.dim() == 2:
+        texts = texts.tolist()
+    if not (isinstance(texts, (list, tuple)) and texts
+            and (all(isinstance(t, str) for t in texts) or all(isinstance(t, (list, tuple)) for t in texts))):
         return [texts]
     if len(texts) != cfg.num_samples:
         raise _bad("infill", f"<{len(texts)} templates>", f"gives {len(texts)} templates for num_samples="

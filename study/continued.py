@@ -54,6 +54,34 @@ def first_pass_entropy(model, num_samples: int, seed: int) -> list[float]:
     return first.entropy[first.masked].tolist()
 
 
+INFILL_SPAN = (48, 80)  # the tokens an infill decode fills: the middle quarter of a held-out 128-token block
+
+
+def infill_effect(model, blocks: torch.Tensor, seed: int, n: int = 32) -> dict:
+    """SM where the context is real: n held-out blocks (drawn with `seed`) with their middle quarter masked,
+    decoded in a quarter as many steps as masked tokens (confidence), SM on and off on the same seed. Returns
+    the first-pass lambda over still-masked positions, the blocks whose fill changes, and the share of filled
+    tokens equal to the original (a paired accuracy of both decodes on the same blocks)."""
+    import smkit
+    a, b = INFILL_SPAN
+    rows = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed))[:n]
+    truth = blocks[rows]
+    template = truth.clone()
+    template[:, a:b] = model.mask_id
+    common = dict(infill=template, num_samples=len(rows), length=truth.shape[1], steps=(b - a) // 4,
+                  strategy="confidence", seed=seed)
+    on = smkit.generate(model, soft_mask=True, trace=True, **common)
+    off = smkit.generate(model, soft_mask=False, trace=False, **common)
+    first = on.trace[0]
+    right_on = (on.tokens[:, a:b] == truth[:, a:b]).float()
+    right_off = (off.tokens[:, a:b] == truth[:, a:b]).float()
+    return {"mean_lambda": float(first.lam[first.masked].mean()),
+            "mean_entropy": float(first.entropy[first.masked].mean()),
+            "changed": int((on.tokens != off.tokens).any(-1).sum()), "n": len(rows),
+            "token_accuracy_sm": float(right_on.mean()), "token_accuracy_off": float(right_off.mean()),
+            "tokens": right_on.numel()}
+
+
 def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
     import smkit
     from smkit.data import load_corpus, pack_blocks, split_documents
@@ -73,7 +101,18 @@ def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
         "entropy_histogram": {"bins": ENTROPY_BINS, "counts": hist.tolist()},
         "mean_entropy_masked": sum(entropies) / max(1, len(entropies)),
         "gate_gradient": gate_gradient(model.train(), blocks),
+        "infill": [infill_effect(model.eval(), pack_blocks(val, model.tokenizer, model.config.seq_len), s)
+                   for s in seeds],
     }
+
+
+def _infill_cells(infill) -> str:
+    if not infill:
+        return "- | - | -"
+    on = sum(e["token_accuracy_sm"] * e["tokens"] for e in infill) / sum(e["tokens"] for e in infill)
+    off = sum(e["token_accuracy_off"] * e["tokens"] for e in infill) / sum(e["tokens"] for e in infill)
+    return (f"{_mean_sd([e['mean_lambda'] for e in infill])} | {', '.join(str(e['changed']) for e in infill)} | "
+            f"{on:.3f} / {off:.3f}")
 
 
 def cmd_measure(args) -> None:
@@ -83,6 +122,8 @@ def cmd_measure(args) -> None:
     results = json.loads(path.read_text()) if path.is_file() else {}
     for corpus, names in NAMES.items():
         for name in names:
+            if args.names and name not in args.names:
+                continue
             p = model_path(args.models, name)
             if not (p / "smkit.json").is_file():
                 print(f"{name}: no model at {p} yet, skipped")
@@ -150,14 +191,16 @@ def _mean_sd(values) -> str:
 
 def table_models(results: dict) -> str:
     lines = ["| model | held-out nats/char, binary inputs | SM inputs | w_s | w_b | w_a | mean lambda after pass 1 "
-             "(L/4, confidence) | samples changed by SM (of 16) | entropy at masked positions (nats) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(L/4, confidence) | samples changed by SM (of 16) | entropy at masked positions (nats) | infill: mean "
+             "lambda after pass 1 | infill: fills changed by SM (of 32) | infill: tokens right, SM on / off |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         w = r["soft_mask"]
         lam = _mean_sd([e["mean_lambda"] for e in r["effect"]])
         changed = ", ".join(str(e["changed"]) for e in r["effect"])
         lines.append(f"| {name} | {r['nats_per_char_binary']:.3f} | {r['nats_per_char_sm']:.3f} | {w['scale']:.4f} | "
-                     f"{w['centre']:.3f} | {w['steepness']:.3f} | {lam} | {changed} | {r['mean_entropy_masked']:.2f} |")
+                     f"{w['centre']:.3f} | {w['steepness']:.3f} | {lam} | {changed} | {r['mean_entropy_masked']:.2f} | "
+                     + _infill_cells(r.get("infill")) + " |")
     return "\n".join(lines)
 
 
@@ -203,6 +246,7 @@ def main(argv=None):
     m.add_argument("--models", default=str(ROOT / "runs" / "continued"), help="runs folder, or 'shipped'")
     m.add_argument("--seeds", type=int, nargs="+", default=[7001, 7002, 7003], help="fresh decode seeds")
     m.add_argument("--threads", type=int, default=1)
+    m.add_argument("--names", nargs="+", default=None, help="measure only these models (default: all four)")
     q = sub.add_parser("quality")
     q.add_argument("--models", default=str(ROOT / "runs" / "continued"), help="runs folder, or 'shipped'")
     q.add_argument("--out", default=str(ROOT / "runs" / "continued" / "quality"))

@@ -1,12 +1,14 @@
 """The tasks study: sudoku accuracy against cells revealed per step, per unmasking rule, binary vs SM models.
 
-    python study/tasks.py run [--models runs|shipped] [--givens 72] [--n 1000] [--seed 0]
+    python study/tasks.py run [--replica 0] [--models runs|shipped] [--givens 72] [--n 1000] [--seed 0]
     python study/tasks.py effect           # the default model's SM target (first-pass lambda, answers changed)
-    python study/tasks.py report           # table into docs/results.md, figure into docs/results/tasks/
+    python study/tasks.py report           # tables into docs/results.md, figure into docs/results/tasks/
 
-Models: the binary solver (decoded with plain masks), the SM solver (decoded with SM) and the SM solver decoded
-with SM switched off (what its SM inputs add at decoding). Every point decodes the same n held-out puzzles
-(never in a training stream) and gets a Wilson 95% interval.
+Decodings: the binary solver (plain masks), the SM solver (with SM), the SM solver with SM switched off (what
+its SM inputs add at decoding), and the iso-compute binary solver (trained on as many forward passes as the SM
+one). Replica R is training seed R of each (configs/tasks/replica.sh; replica 0 is the shipped pair). Every point
+decodes the same n held-out puzzles (never in a training stream), with a Wilson 95% interval; each row keeps
+its per-puzzle correctness so that two decodings compare puzzle by puzzle (a paired difference).
 """
 from __future__ import annotations
 
@@ -22,32 +24,49 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results" / "tasks"
 
 
-def load(models: str, name: str):
+# decoding label -> (run folder name, decode with SM)
+DECODINGS = {"binary": ("sudoku-binary", False), "SM": ("sudoku-sm", True), "SM model, SM off": ("sudoku-sm", False),
+             "binary, iso-compute": ("sudoku-binary-iso", False)}
+
+
+def load(models: str, name: str, replica: int = 0):
     import smkit
     if models == "shipped":
+        if replica or name not in smkit.PRETRAINED:
+            raise SystemExit(f"--models shipped holds replica 0 of sudoku-binary and sudoku-sm only, not {name!r}")
         return smkit.load_pretrained(name)
-    return smkit.load_pretrained(Path(models) / "tasks" / f"{name}-continued" / "model")
+    root = Path(models) / "tasks" / ("" if replica == 0 else f"r{replica}")
+    return smkit.load_pretrained(root / f"{name}-continued" / "model")
+
+
+def sweep_file(replica: int, decoding: str) -> Path:
+    return OUT / f"sweep-r{replica}-{decoding.replace(', ', '-').replace(' ', '-').lower()}.csv"
 
 
 def cmd_run(args) -> None:
     import torch
     from smkit import tasks
     torch.set_num_threads(args.threads)
-    binary, sm = load(args.models, "sudoku-binary"), load(args.models, "sudoku-sm")
     task = tasks.get("sudoku", givens=args.givens)
-    decodings = {"sudoku-binary": (binary, False), "sudoku-sm": (sm, True), "sudoku-sm, SM off": (sm, False)}
-    frame = tasks.sweep({k: decodings[k] for k in args.decodings}, task, n=args.n,
-                        cells_per_step=tuple(args.cells), strategies=tuple(args.strategies), seed=args.seed)
-    frame["givens"] = args.givens
     OUT.mkdir(parents=True, exist_ok=True)
-    if "sudoku-sm" in args.decodings:
-        effect = sm_effect(sm, task, 256, args.seed)
-        (OUT / "sm_effect.json").write_text(json.dumps(effect, indent=1) + "\n")
-        print("SM effect on the SM solver:", effect)
-    out = OUT / f"sweep-{'-'.join(k.split(',')[0] + ('-off' if 'off' in k else '') for k in args.decodings)}.csv"
-    frame.to_csv(out.with_suffix(".tmp"), index=False)
-    os.replace(out.with_suffix(".tmp"), out)
-    print(frame.to_string())
+    for decoding in args.decodings:
+        out = sweep_file(args.replica, decoding)
+        if out.exists() and not args.force:
+            print("kept", out.relative_to(ROOT), "(--force to redo)")
+            continue
+        name, soft = DECODINGS[decoding]
+        model = load(args.models, name, args.replica)
+        frame = tasks.sweep({decoding: (model, soft)}, task, n=args.n, cells_per_step=tuple(args.cells),
+                            strategies=tuple(args.strategies), seed=args.seed, batch_size=args.batch_size)
+        frame["givens"] = args.givens
+        frame["replica"] = args.replica
+        frame.to_csv(out.with_suffix(".tmp"), index=False)
+        os.replace(out.with_suffix(".tmp"), out)
+        print(frame.drop(columns="correct").to_string(), flush=True)
+        if decoding == "SM" and args.replica == 0:
+            effect = sm_effect(model, task, 256, args.seed)
+            (OUT / "sm_effect.json").write_text(json.dumps(effect, indent=1) + "\n")
+            print("SM effect on the SM solver:", effect)
 
 
 def sm_effect(model, task, n: int, seed: int, steps: int | None = None) -> dict:
@@ -82,14 +101,68 @@ def cmd_effect(args) -> None:
         print(f"seed {r['seed']}: mean lambda {r['mean_lambda']:.3f}, {r['changed']} of {r['n']} answers changed")
 
 
-def table(frame: pd.DataFrame) -> str:
+def pooled(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (decoding, rule, cells per step): the replicas' puzzles pooled (accuracy and Wilson interval
+    over all of them), the lowest and highest replica's accuracy, and the pooled correctness string."""
+    from smkit.tasks import wilson_interval
+    rows = []
+    keys = ["model", "strategy", "cells_per_step"]
+    for key, g in frame.groupby(keys, sort=False):
+        solved, n = int(sum(c.count("1") for c in g.correct)), int(g.n.sum())
+        low, high = wilson_interval(solved, n)
+        rows.append({**dict(zip(keys, key)), "steps": int(g.steps.iloc[0]), "accuracy": solved / n, "ci_low": low,
+                     "ci_high": high, "replica_min": g.accuracy.min(), "replica_max": g.accuracy.max(),
+                     "replicas": len(g), "n": n, "correct": "".join(g.sort_values("replica").correct)})
+    return pd.DataFrame(rows)
+
+
+def paired_difference(a: str, b: str) -> tuple[float, float, float]:
+    """Mean of (a solved - b solved) over the same puzzles, with a normal 95% interval of the paired differences."""
+    import math
+    d = [int(x) - int(y) for x, y in zip(a, b, strict=True)]
+    mean = sum(d) / len(d)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
+    half = 1.959963984540054 * sd / math.sqrt(len(d))
+    return mean, mean - half, mean + half
+
+
+def _cells_header(frame: pd.DataFrame) -> tuple[list, str]:
     cells = sorted(set(frame.cells_per_step))
-    lines = ["| model (decoding) | rule | " + " | ".join(f"{c} cell{'s' if c > 1 else ''}/step ({int(frame[frame.cells_per_step == c].steps.iloc[0])} steps)"
-                                               for c in cells) + " |", "|---|---|" + "---|" * len(cells)]
+    head = " | ".join(f"{c} cell{'s' if c > 1 else ''}/step ({int(frame[frame.cells_per_step == c].steps.iloc[0])} steps)"
+                      for c in cells)
+    return cells, head
+
+
+def table(frame: pd.DataFrame) -> str:
+    cells, head = _cells_header(frame)
+    lines = [f"| decoding | rule | {head} |", "|---|---|" + "---|" * len(cells)]
     for (model, strategy), g in frame.groupby(["model", "strategy"], sort=False):
         row = g.set_index("cells_per_step")
         lines.append(f"| {model} | {strategy} | " + " | ".join(
-            f"{row.accuracy[c]:.3f} [{row.ci_low[c]:.3f}, {row.ci_high[c]:.3f}]" for c in cells) + " |")
+            f"{row.accuracy[c]:.3f} [{row.ci_low[c]:.3f}, {row.ci_high[c]:.3f}]"
+            + (f" ({row.replica_min[c]:.2f}-{row.replica_max[c]:.2f})" if row.replicas[c] > 1 else "")
+            for c in cells) + " |")
+    return "\n".join(lines)
+
+
+COMPARISONS = [("SM", "binary"), ("SM", "binary, iso-compute"), ("SM", "SM model, SM off"),
+               ("SM model, SM off", "binary")]
+
+
+def difference_table(frame: pd.DataFrame) -> str:
+    """Paired differences in puzzles solved (same puzzles, same replicas), per rule and cells per step."""
+    cells, head = _cells_header(frame)
+    lines = [f"| difference | rule | {head} |", "|---|---|" + "---|" * len(cells)]
+    by = frame.set_index(["model", "strategy", "cells_per_step"])
+    for a, b in COMPARISONS:
+        for strategy in dict.fromkeys(frame.strategy):
+            if (a, strategy, cells[0]) not in by.index or (b, strategy, cells[0]) not in by.index:
+                continue
+            parts = []
+            for c in cells:
+                mean, low, high = paired_difference(by.correct[(a, strategy, c)], by.correct[(b, strategy, c)])
+                parts.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+            lines.append(f"| {a} - {b} | {strategy} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
 
@@ -97,15 +170,25 @@ def cmd_report(args) -> None:
     sys.path.insert(0, str(ROOT / "study"))
     from report import refresh, save
     from smkit import tasks
-    frame = pd.concat([pd.read_csv(f) for f in sorted(OUT.glob("sweep-*.csv"))])
-    fig = tasks.sweep_figure(frame, title=f"sudoku, {int(frame.givens.iloc[0])} givens: puzzles solved "
-                                          f"(n = {int(frame.n.iloc[0])} per point, Wilson 95%)")
+    frame = pd.concat([pd.read_csv(f, dtype={"correct": str}) for f in sorted(OUT.glob("sweep-r*-*.csv"))])
+    order = {d: i for i, d in enumerate(DECODINGS)}
+    frame = frame.sort_values(["model", "replica"], key=lambda s: s.map(order) if s.name == "model" else s,
+                              kind="stable")
+    pool = pooled(frame)
+    replicas = sorted(set(frame.replica))
+    fig = tasks.sweep_figure(pool, title=f"sudoku, {int(frame.givens.iloc[0])} givens: puzzles solved "
+                                         f"({len(replicas)} training seeds x {int(frame.n.iloc[0])} puzzles per "
+                                         f"point, Wilson 95%)")
     made = save(fig, "tasks/sweep")
     effect = json.loads((OUT / "sm_effect.json").read_text())
-    summary = (f"\n\nSM at work in the SM solver (256 held-out puzzles, one cell per step, confidence): mean lambda "
-               f"{effect['mean_lambda']:.3f} (max {effect['max_lambda']:.3f}) over the cells still masked after the "
-               f"first pass; {effect['changed']} of {effect['n']} answers differ from the same decode with SM off.")
-    refresh(ROOT / "docs" / "results.md", {"tasks-sweep": table(frame) + summary})
+    summary = (f"\n\nPooled over training seeds {replicas} ({int(frame.n.iloc[0])} held-out puzzles each, the same "
+               f"puzzles for every decoding): accuracy [Wilson 95%] (lowest-highest seed).\n\n"
+               f"Paired differences in the share of puzzles solved (same puzzles, same seeds; normal 95% interval):"
+               f"\n\n{difference_table(pool)}"
+               f"\n\nSM at work in the shipped SM solver (256 held-out puzzles, one cell per step, confidence): mean "
+               f"lambda {effect['mean_lambda']:.3f} (max {effect['max_lambda']:.3f}) over the cells still masked after "
+               f"the first pass; {effect['changed']} of {effect['n']} answers differ from the same decode with SM off.")
+    refresh(ROOT / "docs" / "results.md", {"tasks-sweep": table(pool) + summary})
     print("wrote", ", ".join(made + ["docs/results.md (tasks-sweep)"]))
 
 
@@ -118,7 +201,10 @@ def main(argv=None):
     r.add_argument("--n", type=int, default=1000)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=1)
-    r.add_argument("--decodings", nargs="+", default=["sudoku-binary", "sudoku-sm", "sudoku-sm, SM off"])
+    r.add_argument("--replica", type=int, default=0, help="training seed R (configs/tasks/replica.sh)")
+    r.add_argument("--batch-size", dest="batch_size", type=int, default=250)
+    r.add_argument("--force", action="store_true", help="redo decodings whose file exists")
+    r.add_argument("--decodings", nargs="+", default=list(DECODINGS), choices=list(DECODINGS))
     r.add_argument("--strategies", nargs="+", default=["random", "confidence", "margin", "entropy"])
     r.add_argument("--cells", type=int, nargs="+", default=[1, 2, 4, 8], help="cells revealed per step")
     e = sub.add_parser("effect")

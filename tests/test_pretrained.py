@@ -2,6 +2,7 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 
 import smkit
@@ -42,9 +43,15 @@ def test_shipped_models_fit_the_size_cap_and_carry_records():
 def test_twins_continue_one_base_for_the_same_updates(sm, binary):
     a, b = _meta(sm), _meta(binary)
     assert a["train_config"]["soft_mask"] and not b["train_config"]["soft_mask"]
-    for key in ("corpus", "steps", "seq_len", "hidden_size", "num_layers", "seed", "init_from", "lr"):
+    for key in ("corpus", "steps", "seq_len", "hidden_size", "num_layers", "seed", "lr"):
         assert a["train_config"][key] == b["train_config"][key], key
-    assert a["base"] == b["base"] and len(a["base"]["sha256"]) == 64
+    assert a["base"] == b["base"] and len(a["base"]["sha256"]) == 64   # one base ...
+    assert [s["updates"] for s in a["stages"]] == [s["updates"] for s in b["stages"]]  # ... the same updates since
+    for meta, name in ((a, sm), (b, binary)):
+        curve = pd.read_csv(PRETRAINED_DIR / name / "metrics.csv")
+        assert curve.step.is_monotonic_increasing and curve.step.iloc[-1] == sum(s["updates"] for s in meta["stages"])
+        files = {f.name for f in (PRETRAINED_DIR / name).iterdir()}
+        assert {f"continue_config_{i}.yaml" for i in range(1, len(meta["stages"]))} <= files
 
 
 @pytest.mark.parametrize("name", [n for pair in TWINS for n in pair])

@@ -69,7 +69,10 @@ def test_generator_is_deterministic_fixed_length_and_valid(name, params):
     task = tasks.get(name, **params)
     examples = task.generate(40, seed=3)
     assert examples == task.generate(40, seed=3)
-    assert task.generate(10, seed=3) == examples[:10]            # example i does not depend on n
+    assert tasks.get(name, **params).generate(10, seed=3) == examples[:10]   # example i does not depend on n
+    assert tasks.get(name, **params).generate(10, seed=3, split="train") != examples[:10]
+    task.generate(40, seed=3).clear()                              # a caller's list is its own: the cache
+    assert task.generate(40, seed=3) == examples                   # keeps its copy
     assert examples != task.generate(40, seed=4)
     assert len({e.puzzle for e in examples}) > 30                  # varied, not one puzzle
     for e in examples:
@@ -390,6 +393,9 @@ def test_per_sample_infill_templates(sort_model):
     for i, p in enumerate(puzzles):
         alone = smkit.generate(m, infill=p, num_samples=1, length=11, steps=3, seed=1, first_sample=i, trace=False)
         assert g.texts[i] == alone.texts[0] and g.texts[i][:6] == p[:6]
+    ids = m.tokenizer(puzzles, add_special_tokens=False)["input_ids"]   # the same templates as token ids
+    for given in (ids, torch.tensor(ids)):
+        assert smkit.generate(m, infill=given, num_samples=3, length=11, steps=3, seed=1, trace=False).texts == g.texts
     with pytest.raises(ValueError, match="infill=.*3 templates for num_samples=2"):
         smkit.generate(m, infill=puzzles, num_samples=2, length=11, steps=3)
     with pytest.raises(ValueError, match="same number of tokens"):
@@ -425,6 +431,7 @@ def test_sweep_gives_one_row_per_point_matching_evaluate(sort_model):
     direct = tasks.evaluate(m, n=12, steps=3, strategy="margin", soft_mask=False, seed=2)
     assert (row.accuracy, row.ci_low, row.ci_high, row.nfe) == (direct.accuracy, direct.ci_low, direct.ci_high,
                                                                 direct.nfe)
+    assert row.correct == "".join("1" if c else "0" for c in direct.correct)
     fig = tasks.sweep_figure(frame)
     assert len(fig.data) == 2 * 2 and list(fig.data[0].x) == [1, 3]
     with pytest.raises(TaskError, match="cells_per_step"):

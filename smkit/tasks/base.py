@@ -96,6 +96,7 @@ class Task(ABC):
         self.params = {**self.PARAMS, **params}
         self._validate_params()
         self._tokenizer = None
+        self._test_sets: dict[int, list[Example]] = {}   # seed -> the longest test list drawn (sweeps reuse it)
 
     # -- to implement
     @abstractmethod
@@ -144,7 +145,16 @@ class Task(ABC):
             raise TaskError(f"seed={seed!r}: must be an integer >= 0")
         if split not in SPLITS:
             raise TaskError(f"split={split!r}: choose one of {SPLITS}")
-        rng = np.random.default_rng(np.random.SeedSequence([_SPLIT_TAGS[split], int(seed)]))
+        cached = self._test_sets.get(int(seed), []) if split == "test" else []
+        if len(cached) >= n:  # example i does not depend on n: a prefix of a longer draw is the same draw
+            return cached[:n]
+        out = self._draw_split(n, int(seed), split)
+        if split == "test":  # evaluation sets are few and reused; training streams are not cached
+            self._test_sets[int(seed)] = out
+        return list(out)
+
+    def _draw_split(self, n: int, seed: int, split: str) -> list[Example]:
+        rng = np.random.default_rng(np.random.SeedSequence([_SPLIT_TAGS[split], seed]))
         out: list[Example] = []
         tries = 0
         while len(out) < n:

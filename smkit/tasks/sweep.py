@@ -2,7 +2,8 @@
 
 `sweep(models, task, n, cells_per_step, strategies, seed)` -> a DataFrame, one row per point: model, soft_mask
 (how it was decoded), strategy, cells_per_step, steps, accuracy, ci_low, ci_high (Wilson 95%), nfe,
-cell_accuracy, n. `models` maps a label to a model or to (model, soft_mask); a bare model is decoded with SM
+cell_accuracy, n, seed, correct (per puzzle, a string of 0/1 in puzzle order: two rows decoded the same
+puzzles, so they compare puzzle by puzzle). `models` maps a label to a model or to (model, soft_mask); a bare model is decoded with SM
 when its config says it was trained with SM (`train_config.soft_mask`), binary otherwise.
 """
 from __future__ import annotations
@@ -39,7 +40,8 @@ def sweep(models: dict, task=None, n: int = 256, cells_per_step=(1, 2, 4, 8), st
                              batch_size=batch_size, progress=progress, **decode_options)
                 rows.append({"model": label, "soft_mask": soft, "strategy": strategy, "cells_per_step": cells,
                              "steps": steps, "accuracy": r.accuracy, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                             "nfe": r.nfe, "cell_accuracy": r.cell_accuracy, "n": r.n, "seed": seed})
+                             "nfe": r.nfe, "cell_accuracy": r.cell_accuracy, "n": r.n, "seed": seed,
+                             "correct": "".join("1" if c else "0" for c in r.correct)})
     return pd.DataFrame(rows)
 
 
