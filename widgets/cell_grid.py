@@ -12,39 +12,15 @@ from __future__ import annotations
 import anywidget
 import traitlets
 
-from .trace_view import STATE_COLOURS, STATES
+from .frame_js import FRAME_CSS, FRAME_JS
 from .layouts import Layout, step_fields
+from .trace_view import STATE_COLOURS, STATES
 
-ESM = r"""
-function luminance(hex) {
-  const h = (hex || "#ffffff").replace("#", "");
-  const c = [0, 2, 4].map((i) => parseInt(h.substr(i, 2), 16) / 255);
-  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-}
-
+ESM = FRAME_JS + r"""
 function render({ model, el }) {
-  const root = document.createElement("div");
-  root.className = "smkit-grid";
-  const head = document.createElement("div");
-  head.className = "smkit-grid-head";
-  const board = document.createElement("div");
-  board.className = "smkit-grid-cells";
-  const tip = document.createElement("div");
-  tip.className = "smkit-grid-tip";
-  tip.textContent = "hover a cell for its top-k candidates; click it to select";
-  const legend = document.createElement("div");
-  legend.className = "smkit-grid-legend";
-  const palette = model.get("palette") || {};
-  for (const name of Object.keys(palette)) {
-    const chip = document.createElement("span");
-    chip.className = "smkit-chip";
-    chip.style.background = palette[name];
-    chip.style.color = luminance(palette[name]) < 0.5 ? "#fff" : "#111";
-    chip.textContent = name === "fixed" ? "given" : name === "soft" ? "soft (\u03bb as intensity)" : name;
-    legend.appendChild(chip);
-  }
-  root.append(head, board, tip, legend);
-  el.appendChild(root);
+  const { head, body: board, tip } = frame(model, el, "smkit-grid", "cells",
+                                           "hover a cell for its top-k candidates; click it to select",
+                                           { fixed: "given" });
   const divs = [];
   let cells = [], hovered = -1;
 
@@ -83,7 +59,7 @@ function render({ model, el }) {
       d.style.gridColumn = String(c.col + 1);
       if (d.textContent !== c.label) d.textContent = c.label;
       d.style.background = c.colour;
-      d.style.color = luminance(c.colour) < 0.5 ? "#fff" : "#111";
+      d.style.color = ink(c.colour);
       d.title = c.tip;
       const right = at.get(c.row + "," + (c.col + 1)), below = at.get((c.row + 1) + "," + c.col);
       d.classList.toggle("smkit-edge-right", !!right && right.group !== c.group);
@@ -92,16 +68,13 @@ function render({ model, el }) {
     });
     if (hovered >= 0) showTip(hovered);
   }
-  const names = ["cells", "selected", "title"];
-  for (const n of names) model.on("change:" + n, draw);
-  draw();
-  return () => { for (const n of names) model.off("change:" + n, draw); };
+  return redrawOn(model, ["cells", "selected", "title"], draw);
 }
 
 export default { render };
 """
 
-CSS = """
+CSS = FRAME_CSS + """
 .smkit-grid { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 15px; }
 .smkit-grid-head { font-weight: 600; margin: 2px 0 4px 0; font-size: 13px; }
 .smkit-grid-cells { display: grid; width: max-content; border: 2px solid #333; }
@@ -115,7 +88,6 @@ CSS = """
 .smkit-cell.smkit-selected { outline: 2px solid #d62728; outline-offset: -3px; }
 .smkit-grid-tip { min-height: 1.5em; margin-top: 4px; color: #333; white-space: pre-wrap; font-size: 13px; }
 .smkit-grid-legend { margin-top: 2px; display: flex; gap: 4px; flex-wrap: wrap; font-size: 11px; }
-.smkit-chip { padding: 0 5px; border-radius: 3px; }
 """
 
 

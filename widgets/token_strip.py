@@ -9,39 +9,14 @@ from __future__ import annotations
 import anywidget
 import traitlets
 
-from .trace_view import STATE_COLOURS, STATES
+from .frame_js import FRAME_CSS, FRAME_JS
 from .layouts import step_fields, token_strip
+from .trace_view import STATE_COLOURS, STATES
 
-ESM = r"""
-function luminance(hex) {
-  const h = (hex || "#ffffff").replace("#", "");
-  const c = [0, 2, 4].map((i) => parseInt(h.substr(i, 2), 16) / 255);
-  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-}
-
+ESM = FRAME_JS + r"""
 function render({ model, el }) {
-  const root = document.createElement("div");
-  root.className = "smkit-strip";
-  const head = document.createElement("div");
-  head.className = "smkit-strip-head";
-  const strip = document.createElement("div");
-  strip.className = "smkit-strip-tokens";
-  const tip = document.createElement("div");
-  tip.className = "smkit-strip-tip";
-  tip.textContent = "hover a position for its top-k candidates; click it to select";
-  const legend = document.createElement("div");
-  legend.className = "smkit-strip-legend";
-  const palette = model.get("palette") || {};
-  for (const name of Object.keys(palette)) {
-    const chip = document.createElement("span");
-    chip.className = "smkit-chip";
-    chip.style.background = palette[name];
-    chip.style.color = luminance(palette[name]) < 0.5 ? "#fff" : "#111";
-    chip.textContent = name === "soft" ? "soft (\u03bb as intensity)" : name;
-    legend.appendChild(chip);
-  }
-  root.append(head, strip, tip, legend);
-  el.appendChild(root);
+  const { head, body: strip, tip } = frame(model, el, "smkit-strip", "tokens",
+                                           "hover a position for its top-k candidates; click it to select", {});
   const spans = [];
   let hovered = -1;
 
@@ -75,22 +50,19 @@ function render({ model, el }) {
       if (s.textContent !== labels[i]) s.textContent = labels[i];
       const bg = colours[i] || "#ffffff";
       s.style.background = bg;
-      s.style.color = luminance(bg) < 0.5 ? "#fff" : "#111";
+      s.style.color = ink(bg);
       s.dataset.state = states[i] || "";
       s.classList.toggle("smkit-selected", i === sel);
     }
     if (hovered >= 0) showTip(hovered);
   }
-  const names = ["labels", "colours", "states", "tips", "selected", "title"];
-  for (const n of names) model.on("change:" + n, draw);
-  draw();
-  return () => { for (const n of names) model.off("change:" + n, draw); };
+  return redrawOn(model, ["labels", "colours", "states", "tips", "selected", "title"], draw);
 }
 
 export default { render };
 """
 
-CSS = """
+CSS = FRAME_CSS + """
 .smkit-strip { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
 .smkit-strip-head { font-weight: 600; margin: 2px 0 4px 0; }
 .smkit-strip-tokens { display: flex; flex-wrap: wrap; gap: 1px; line-height: 1.5; }
@@ -101,7 +73,6 @@ CSS = """
 .smkit-tok.smkit-selected { border: 1px solid #d62728; box-shadow: 0 0 0 1px #d62728; }
 .smkit-strip-tip { min-height: 1.5em; margin-top: 4px; color: #333; white-space: pre-wrap; }
 .smkit-strip-legend { margin-top: 2px; display: flex; gap: 4px; flex-wrap: wrap; font-size: 11px; }
-.smkit-chip { padding: 0 5px; border-radius: 3px; }
 """
 
 
