@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 import smkit
-from smkit.backbone import BackboneConfig
-from smkit.data import Document, train_tokenizer
+from tiny_model import tiny_char_model
 
 SOLUTION = ("534678912\n672195348\n198342567\n859761423\n426853791\n"
             "713924856\n961537284\n287419635\n345286179")
@@ -31,11 +30,7 @@ def puzzle(blanks: int = BLANKS, seed: int = 0) -> str:
 
 def sudoku_model():
     """An untrained char-level denoiser over the digits and "\\n", with lambda around 0.45 at its entropy (about ln 9)."""
-    torch.manual_seed(0)
-    tok = train_tokenizer([Document("sudoku", SOLUTION)], "char")
-    cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=LENGTH, sm_scale=0.9, sm_centre=-2.2, backbone=BackboneConfig(
-        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64))
-    return smkit.DiffusionLM(cfg, tokenizer=tok).eval()
+    return tiny_char_model(SOLUTION, LENGTH, sm_centre=-2.2)
 
 
 def digits_only(tokenizer):

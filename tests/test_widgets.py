@@ -13,14 +13,13 @@ import pytest
 import torch
 
 import smkit
-from smkit.backbone import BackboneConfig
-from smkit.data import Document, train_tokenizer
 
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 pytest.importorskip("anywidget")
 
 from smkit.widgets import Compare, LiveDecoder, TraceExplorer, compare  # noqa: E402
+from tiny_model import tiny_char_model  # noqa: E402
 from widget_expect import _np, expected_colours  # noqa: E402
 
 TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
@@ -30,11 +29,7 @@ L, S = 32, 16
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    tok = train_tokenizer([Document("x", TEXT)], "char")
-    cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=L, sm_scale=0.9, sm_centre=-3.25, backbone=BackboneConfig(
-        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64))
-    return smkit.DiffusionLM(cfg, tokenizer=tok).eval()
+    return tiny_char_model(TEXT, L, sm_centre=-3.25)
 
 
 @pytest.fixture(scope="module")
@@ -310,8 +305,8 @@ def test_a_trace_without_statistics_is_refused_clearly(model):
 
 from smkit.widgets import layouts  # noqa: E402
 from smkit.widgets.cell_grid import CellGrid  # noqa: E402
-from smkit.widgets.trace_view import sample_view  # noqa: E402
 from smkit.widgets.token_strip import TokenStrip  # noqa: E402
+from smkit.widgets.trace_view import sample_view  # noqa: E402
 from sudoku_trace import LENGTH as SUDOKU_LENGTH, board_positions, puzzle, sudoku_decode, sudoku_model  # noqa: E402
 
 
