@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -145,6 +146,8 @@ def cmd_quality(args) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     for corpus, names in NAMES.items():
         for name in names:
+            if args.names and name not in args.names:
+                continue
             model = model_path(args.models, name)
             out = Path(args.out) / name
             if (out / "nfe_sweep.csv").is_file() or not (model / "smkit.json").is_file():
@@ -160,11 +163,14 @@ def cmd_quality(args) -> None:
 
 
 def table_quality(folder: Path) -> str:
-    """Mean ± sd over decode seeds of each twin's judge metrics per budget."""
+    """Mean ± sd over decode seeds of each twin's judge metrics per budget, from the copies of the runs'
+    nfe_sweep.csv kept beside the other measurements (docs/results/continued/quality-NAME.csv)."""
     lines = ["| model | budget (steps) | gen. PPL | unigram entropy | MAUVE | decode seeds |", "|---|---|---|---|---|---|"]
     for names in NAMES.values():
         for name in names:
-            f = folder / name / "nfe_sweep.csv"
+            run, f = folder / name / "nfe_sweep.csv", OUT / f"quality-{name}.csv"
+            if run.is_file():
+                shutil.copy(run, f)
             if not f.is_file():
                 continue
             d = pd.read_csv(f)
@@ -233,7 +239,7 @@ def cmd_report(args) -> None:
     if not c.empty:
         c.to_csv(OUT / "curves.csv", index=False)
     tables = {"continued-models": table_models(results), "continued-iso": table_iso(c) if not c.empty else "n/a"}
-    if any(Path(args.quality).glob("*/nfe_sweep.csv")):  # the judge study, when it has been run
+    if any(Path(args.quality).glob("*/nfe_sweep.csv")) or any(OUT.glob("quality-*.csv")):  # once it has run
         tables["continued-quality"] = table_quality(Path(args.quality))
     refresh(ROOT / "docs" / "results.md", tables)
     print("wrote docs/results.md (continued-models, continued-iso), docs/results/continued/curves.csv")
@@ -253,6 +259,7 @@ def main(argv=None):
     q.add_argument("--samples", type=int, default=64)
     q.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     q.add_argument("--references", type=int, default=128, help="held-out passages for MAUVE")
+    q.add_argument("--names", nargs="+", default=None, help="only these models (default: all four)")
     r = sub.add_parser("report")
     r.add_argument("--models", default=str(ROOT / "runs" / "continued"))
     r.add_argument("--quality", default=str(ROOT / "runs" / "continued" / "quality"))

@@ -135,10 +135,10 @@ def _cells_header(frame: pd.DataFrame) -> tuple[list, str]:
 
 def table(frame: pd.DataFrame) -> str:
     cells, head = _cells_header(frame)
-    lines = [f"| decoding | rule | {head} |", "|---|---|" + "---|" * len(cells)]
+    lines = [f"| decoding | rule | training seeds | {head} |", "|---|---|---|" + "---|" * len(cells)]
     for (model, strategy), g in frame.groupby(["model", "strategy"], sort=False):
         row = g.set_index("cells_per_step")
-        lines.append(f"| {model} | {strategy} | " + " | ".join(
+        lines.append(f"| {model} | {strategy} | {int(g.replicas.min())} | " + " | ".join(
             f"{row.accuracy[c]:.3f} [{row.ci_low[c]:.3f}, {row.ci_high[c]:.3f}]"
             + (f" ({row.replica_min[c]:.2f}-{row.replica_max[c]:.2f})" if row.replicas[c] > 1 else "")
             for c in cells) + " |")
@@ -146,23 +146,37 @@ def table(frame: pd.DataFrame) -> str:
 
 
 COMPARISONS = [("SM", "binary"), ("SM", "binary, iso-compute"), ("SM", "SM model, SM off"),
-               ("SM model, SM off", "binary")]
+               ("SM model, SM off", "binary")]   # decodings compared rule by rule
+ORDER_EFFECTS = [("confidence", "random"), ("margin", "random")]   # rules compared within a decoding
+
+
+def _pairs(frame: pd.DataFrame):
+    """((decoding, rule), (decoding, rule)) pairs to difference: decodings under each rule, then rules."""
+    strategies = list(dict.fromkeys(frame.strategy))
+    for a, b in COMPARISONS:
+        yield from (((a, s), (b, s)) for s in strategies)
+    for model in ("binary", "SM"):
+        yield from (((model, a), (model, b)) for a, b in ORDER_EFFECTS)
 
 
 def difference_table(frame: pd.DataFrame) -> str:
-    """Paired differences in puzzles solved (same puzzles, same replicas), per rule and cells per step."""
+    """Paired differences in puzzles solved between two (decoding, rule) pairs: the same puzzles of the training
+    seeds both were decoded for, per cells per step."""
     cells, head = _cells_header(frame)
-    lines = [f"| difference | rule | {head} |", "|---|---|" + "---|" * len(cells)]
-    by = frame.set_index(["model", "strategy", "cells_per_step"])
-    for a, b in COMPARISONS:
-        for strategy in dict.fromkeys(frame.strategy):
-            if (a, strategy, cells[0]) not in by.index or (b, strategy, cells[0]) not in by.index:
-                continue
-            parts = []
-            for c in cells:
-                mean, low, high = paired_difference(by.correct[(a, strategy, c)], by.correct[(b, strategy, c)])
-                parts.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
-            lines.append(f"| {a} - {b} | {strategy} | " + " | ".join(parts) + " |")
+    lines = [f"| difference | training seeds | {head} |", "|---|---|" + "---|" * len(cells)]
+    for x, y in _pairs(frame):
+        rows = [frame[(frame.model == m) & (frame.strategy == s)] for m, s in (x, y)]
+        replicas = sorted(set(rows[0].replica) & set(rows[1].replica))
+        if not replicas:
+            continue
+        parts = []
+        for c in cells:
+            joined = ["".join(r[(r.cells_per_step == c) & (r.replica == i)].correct.iloc[0] for i in replicas)
+                      for r in rows]
+            mean, low, high = paired_difference(*joined)
+            parts.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+        label = f"{x[0]} - {y[0]} ({x[1]})" if x[1] == y[1] else f"{x[1]} - {y[1]} ({x[0]})"
+        lines.append(f"| {label} | {len(replicas)} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
 
@@ -184,7 +198,7 @@ def cmd_report(args) -> None:
     summary = (f"\n\nPooled over training seeds {replicas} ({int(frame.n.iloc[0])} held-out puzzles each, the same "
                f"puzzles for every decoding): accuracy [Wilson 95%] (lowest-highest seed).\n\n"
                f"Paired differences in the share of puzzles solved (same puzzles, same seeds; normal 95% interval):"
-               f"\n\n{difference_table(pool)}"
+               f"\n\n{difference_table(frame)}"
                f"\n\nSM at work in the shipped SM solver (256 held-out puzzles, one cell per step, confidence): mean "
                f"lambda {effect['mean_lambda']:.3f} (max {effect['max_lambda']:.3f}) over the cells still masked after "
                f"the first pass; {effect['changed']} of {effect['n']} answers differ from the same decode with SM off.")
