@@ -34,11 +34,19 @@ import torch
 STRATEGIES: dict[str, Callable] = {}
 
 
-def register(name: str, remasks: bool = False, stochastic: bool = False):
+def register(name: str, remasks: bool = False, stochastic: bool = False, top_probs: int = 2,
+             entropy: bool = True):
     """Add a rule `fn(view) -> (reveal, remask)` to `STRATEGIES`. `remasks`: it may remask decoded tokens;
-    `stochastic`: it reads `view.uniform` (the sampler draws uniforms only for such rules)."""
+    `stochastic`: it reads `view.uniform` (the sampler draws uniforms only for such rules). `top_probs`: how
+    many of the most likely tokens' probabilities it reads per position (0: none), `entropy`: whether it
+    reads `view.entropy`. The sampler computes what a rule reads whatever else is on (soft-masking, trace,
+    hooks); the defaults give a rule both, the built-in rules ask for only what they read."""
+    if not isinstance(top_probs, int) or isinstance(top_probs, bool) or top_probs < 0:
+        raise ValueError(f"top_probs={top_probs!r}: how many top probabilities the rule reads, an integer >= 0")
+
     def deco(fn):
         fn.strategy_name, fn.remasks, fn.stochastic = name, remasks, stochastic
+        fn.top_probs_read, fn.reads_entropy = top_probs, bool(entropy)
         STRATEGIES[name] = fn
         return fn
     return deco
@@ -52,9 +60,11 @@ def get_strategy(name: str) -> Callable:
 
 @dataclass(frozen=True)
 class StepView:
-    """Everything a rule may read about one step. B samples, L positions."""
-    top_probs: torch.Tensor        # [B, L, >=2] probabilities of the most likely tokens, descending
-    entropy: torch.Tensor          # [B, L] entropy (nats) of the full distribution
+    """Everything a rule may read about one step. B samples, L positions. `top_probs` ranks at least the
+    number of tokens the rule registered (`register(top_probs=)`); it may be None where that is 0, and
+    `entropy` where the rule registered entropy=False."""
+    top_probs: torch.Tensor | None  # [B, L, n] probabilities of the n most likely tokens, descending
+    entropy: torch.Tensor | None    # [B, L] entropy (nats) of the full distribution
     candidates: torch.Tensor       # [B, L] bool: masked positions this step may reveal (block, not fixed)
     editable: torch.Tensor         # [B, L] bool: decoded positions this step may remask (block, not fixed)
     n_reveal: torch.Tensor         # [B] long: how many positions a top-n rule reveals
@@ -93,7 +103,7 @@ def _top_n_rule(scores_fn):
     return rule
 
 
-@register("ancestral", stochastic=True)
+@register("ancestral", stochastic=True, top_probs=0, entropy=False)
 def ancestral(view: StepView):
     """MDLM ancestral step: reveal each masked position w.p. (alpha_s - alpha_t) / (1 - alpha_t)."""
     p = min(max((view.alpha_s - view.alpha_t) / max(1.0 - view.alpha_t, 1e-12), 0.0), 1.0)
@@ -102,13 +112,13 @@ def ancestral(view: StepView):
     return view.candidates & (view.uniform < p), _none(view)
 
 
-register("random", stochastic=True)(_top_n_rule(lambda v: v.uniform))
-register("confidence")(_top_n_rule(lambda v: v.top_probs[..., 0]))
-register("margin")(_top_n_rule(lambda v: v.top_probs[..., 0] - v.top_probs[..., 1]))
-register("entropy")(_top_n_rule(lambda v: -v.entropy))
+register("random", stochastic=True, top_probs=0, entropy=False)(_top_n_rule(lambda v: v.uniform))
+register("confidence", top_probs=1, entropy=False)(_top_n_rule(lambda v: v.top_probs[..., 0]))
+register("margin", top_probs=2, entropy=False)(_top_n_rule(lambda v: v.top_probs[..., 0] - v.top_probs[..., 1]))
+register("entropy", top_probs=0)(_top_n_rule(lambda v: -v.entropy))
 
 
-@register("threshold")
+@register("threshold", top_probs=1, entropy=False)
 def threshold(view: StepView):
     """Reveal every masked position with p1 > threshold; at least one per step, all on the block's last step."""
     p1 = view.top_probs[..., 0]
@@ -133,20 +143,20 @@ def remdm_transition(view: StepView, sigma, alpha_t: float, alpha_s: float):
     return reveal, remask
 
 
-@register("remdm-cap", remasks=True, stochastic=True)
+@register("remdm-cap", remasks=True, stochastic=True, top_probs=0, entropy=False)
 def remdm_cap(view: StepView):
     """ReMDM max-capped: sigma_t = min(eta, (1 - alpha_s) / alpha_t)."""
     cap = (1.0 - view.alpha_s) / view.alpha_t if view.alpha_t > 0 else float("inf")
     return remdm_transition(view, min(view.eta, cap), view.alpha_t, view.alpha_s)
 
 
-@register("remdm-rescale", remasks=True, stochastic=True)
+@register("remdm-rescale", remasks=True, stochastic=True, top_probs=0, entropy=False)
 def remdm_rescale(view: StepView):
     """ReMDM rescaled: sigma_t = eta * min(1, (1 - alpha_s) / alpha_t)."""
     return remdm_transition(view, view.eta * _sigma_max(view.alpha_t, view.alpha_s), view.alpha_t, view.alpha_s)
 
 
-@register("remdm-conf", remasks=True, stochastic=True)
+@register("remdm-conf", remasks=True, stochastic=True, top_probs=0, entropy=False)
 def remdm_conf(view: StepView):
     """ReMDM confidence: sigma_t^l = softmax over decoded l of (-p(x^l) when decoded) * sigma_max; the least
     confident decoded tokens are the likeliest to be remasked."""
@@ -158,7 +168,7 @@ def remdm_conf(view: StepView):
     return remdm_transition(view, weights * _sigma_max(view.alpha_t, view.alpha_s), view.alpha_t, view.alpha_s)
 
 
-@register("remdm-loop", remasks=True, stochastic=True)
+@register("remdm-loop", remasks=True, stochastic=True, top_probs=0, entropy=False)
 def remdm_loop(view: StepView):
     """ReMDM loop: t > t_on MDLM with alpha = (1 - t) alpha_on / (1 - t_on); t <= t_off MDLM with
     alpha = 1 - t (1 - alpha_on) / t_off; between them alpha = alpha_on and sigma = eta."""

@@ -169,3 +169,42 @@ def test_register_a_custom_rule(trained_lm):
         assert first.tolist() == [True] * 4 + [False] * 12
     finally:
         del STRATEGIES["leftmost"]
+
+
+def test_built_in_rules_ask_only_for_what_they_read():
+    asks = {n: (STRATEGIES[n].top_probs_read, STRATEGIES[n].reads_entropy) for n in NAMES}
+    assert asks == {"confidence": (1, False), "margin": (2, False), "threshold": (1, False), "entropy": (0, True),
+                    **{n: (0, False) for n in ("ancestral", "random", "remdm-cap", "remdm-rescale", "remdm-conf",
+                                               "remdm-loop")}}
+
+
+def test_a_custom_rule_reads_top_probs_and_entropy_with_sm_trace_and_hooks_off(trained_lm):
+    """A rule registered without saying what it reads gets both statistics, even when nothing else in the
+    decode (soft-masking, the trace, hooks) needs them; they are the model's, as a traced decode sees them."""
+    seen = []
+
+    @register("least-entropy")
+    def least_entropy(v):
+        """Reveal the candidates of lowest entropy, keeping what the view held."""
+        seen.append((v.top_probs, v.entropy))
+        return top_n(-v.entropy, v.candidates, v.n_reveal), torch.zeros_like(v.candidates)
+    try:
+        plain = smkit.generate(trained_lm, strategy="least-entropy", length=16, steps=4, soft_mask=False,
+                               trace=False)
+        plain_seen = seen[:]
+        seen.clear()
+        traced = smkit.generate(trained_lm, strategy="least-entropy", length=16, steps=4, soft_mask=False)
+    finally:
+        del STRATEGIES["least-entropy"]
+    assert len(plain_seen) == len(seen) == 4
+    top, ent = plain_seen[0]
+    assert top.shape == (1, 16, 2) and ent.shape == (1, 16)
+    with torch.no_grad():  # the first step's pass: every position masked
+        log_probs = trained_lm(torch.full((1, 16), trained_lm.mask_id)).double()
+    expect_ent = -(log_probs.exp() * log_probs.clamp(min=-1e30)).sum(-1)  # [MASK]'s -inf adds 0
+    torch.testing.assert_close(ent.double(), expect_ent, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(top.double(), log_probs.exp().topk(2, -1).values, rtol=1e-5, atol=1e-5)
+    for (top, ent), (top_traced, ent_traced) in zip(plain_seen, seen):
+        torch.testing.assert_close(top, top_traced[..., :2])
+        torch.testing.assert_close(ent, ent_traced)
+    assert torch.equal(plain.tokens, traced.tokens)
