@@ -1,6 +1,7 @@
 """The continued-pretraining edition of the study: the four shipped twins, measured.
 
     python study/continued.py measure [--models runs/continued] [--seeds 7001 7002 7003]
+    python study/continued.py gate            # lambda and entropy at masked positions against the share masked
     python study/continued.py quality [--samples 64] [--seeds 0 1]   # judge metrics over budgets (nfe_sweep)
     python study/continued.py report          # tables into docs/results.md, figures into docs/results/continued/
 
@@ -81,6 +82,58 @@ def infill_effect(model, blocks: torch.Tensor, seed: int, n: int = 32) -> dict:
             "changed": int((on.tokens != off.tokens).any(-1).sum()), "n": len(rows),
             "token_accuracy_sm": float(right_on.mean()), "token_accuracy_off": float(right_off.mean()),
             "tokens": right_on.numel()}
+
+
+MASK_RATES = (0.05, 0.15, 0.3, 0.5, 0.75, 1.0)
+
+
+@torch.no_grad()
+def lambda_by_mask_rate(model, blocks: torch.Tensor, seed: int = 0, n: int = 64) -> list[dict]:
+    """Where the gate opens in text: for each share of a held-out block's tokens masked at random, one forward
+    pass over n blocks, and at the masked positions the mean entropy, the mean lambda the learned gate gives
+    there, and the share of positions with lambda above half its ceiling w_s."""
+    from smkit.softmask import entropy_from_logits, soft_mask_lambda
+    gen = torch.Generator().manual_seed(seed)
+    x = blocks[torch.randperm(len(blocks), generator=gen)[:n]]
+    v = model.soft_mask.values()
+    out = []
+    for rate in MASK_RATES:
+        masked = torch.rand(x.shape, generator=gen) < rate
+        logits = model(torch.where(masked, model.mask_id, x))
+        h = entropy_from_logits(logits)[masked]
+        lam = soft_mask_lambda(None, v["scale"], v["centre"], v["steepness"], entropy=h)
+        out.append({"mask_rate": rate, "mean_entropy": float(h.mean()), "mean_lambda": float(lam.mean()),
+                    "share_half_open": float((lam > v["scale"] / 2).float().mean()), "positions": int(h.numel())})
+    return out
+
+
+def cmd_gate(args) -> None:
+    """Adds `by_mask_rate` (lambda_by_mask_rate) to each measured model in measurements.json."""
+    import smkit
+    from smkit.data import load_corpus, pack_blocks, split_documents
+    torch.set_num_threads(args.threads)
+    path = OUT / "measurements.json"
+    results = json.loads(path.read_text())
+    for name, r in results.items():
+        model = smkit.load_pretrained(model_path(args.models, name)).eval()
+        _, val = split_documents(load_corpus(r["corpus"]))
+        r["by_mask_rate"] = lambda_by_mask_rate(model, pack_blocks(val, model.tokenizer, model.config.seq_len))
+        print(name, [(e["mask_rate"], round(e["mean_entropy"], 2), round(e["mean_lambda"], 4)) for e in r["by_mask_rate"]],
+              flush=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def table_mask_rates(results: dict) -> str:
+    rates = MASK_RATES
+    lines = ["| model | " + " | ".join(f"{int(r * 100)}% masked" for r in rates) + " |", "|---|" + "---|" * len(rates)]
+    for name, r in results.items():
+        by = {e["mask_rate"]: e for e in r.get("by_mask_rate", [])}
+        if by:
+            lines.append(f"| {name} | " + " | ".join(f"H {by[x]['mean_entropy']:.2f}, lambda {by[x]['mean_lambda']:.3f}"
+                                                   for x in rates) + " |")
+    return "\n".join(lines)
 
 
 def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
@@ -180,11 +233,14 @@ def table_quality(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def curves(models: Path) -> pd.DataFrame:
+def curves(models: str) -> pd.DataFrame:
+    """The twins' training curves since their base: the shipped ones (every continuation stage joined), or a
+    runs folder's (one stage)."""
     frames = []
     for names in NAMES.values():
         for name in names:
-            f = models / name / "metrics.csv"
+            f = model_path(models, name).parent / "metrics.csv" if models != "shipped" else \
+                model_path(models, name) / "metrics.csv"
             if f.is_file():
                 frames.append(pd.read_csv(f).assign(model=name))
     return pd.concat(frames) if frames else pd.DataFrame()
@@ -235,10 +291,11 @@ def cmd_report(args) -> None:
     sys.path.insert(0, str(ROOT / "study"))
     from report import refresh
     results = json.loads((OUT / "measurements.json").read_text())
-    c = curves(Path(args.models))
+    c = curves(args.models)
     if not c.empty:
         c.to_csv(OUT / "curves.csv", index=False)
-    tables = {"continued-models": table_models(results), "continued-iso": table_iso(c) if not c.empty else "n/a"}
+    tables = {"continued-models": table_models(results), "continued-iso": table_iso(c) if not c.empty else "n/a",
+              "continued-mask-rates": table_mask_rates(results)}
     if any(Path(args.quality).glob("*/nfe_sweep.csv")) or any(OUT.glob("quality-*.csv")):  # once it has run
         tables["continued-quality"] = table_quality(Path(args.quality))
     refresh(ROOT / "docs" / "results.md", tables)
@@ -253,6 +310,9 @@ def main(argv=None):
     m.add_argument("--seeds", type=int, nargs="+", default=[7001, 7002, 7003], help="fresh decode seeds")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--names", nargs="+", default=None, help="measure only these models (default: all four)")
+    g = sub.add_parser("gate")
+    g.add_argument("--models", default="shipped", help="runs folder, or 'shipped'")
+    g.add_argument("--threads", type=int, default=1)
     q = sub.add_parser("quality")
     q.add_argument("--models", default=str(ROOT / "runs" / "continued"), help="runs folder, or 'shipped'")
     q.add_argument("--out", default=str(ROOT / "runs" / "continued" / "quality"))
@@ -261,10 +321,10 @@ def main(argv=None):
     q.add_argument("--references", type=int, default=128, help="held-out passages for MAUVE")
     q.add_argument("--names", nargs="+", default=None, help="only these models (default: all four)")
     r = sub.add_parser("report")
-    r.add_argument("--models", default=str(ROOT / "runs" / "continued"))
+    r.add_argument("--models", default="shipped", help="whose training curves: 'shipped' (all stages) or a runs folder")
     r.add_argument("--quality", default=str(ROOT / "runs" / "continued" / "quality"))
     args = ap.parse_args(argv)
-    {"measure": cmd_measure, "quality": cmd_quality, "report": cmd_report}[args.command](args)
+    {"measure": cmd_measure, "gate": cmd_gate, "quality": cmd_quality, "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":
