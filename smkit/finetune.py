@@ -207,7 +207,7 @@ def finetune(model: DiffusionLM, examples, config: FinetuneConfig | dict | None 
             w = model.soft_mask.values()
             rows.append([step + 1, float(loss), use_sm, float(t) if t is not None else float("nan"),
                          w["scale"], w["steepness"], w["centre"]])
-            bar.set_postfix(loss=f"{rows[-1][1]:.3f}", w_s=f"{w['scale']:.3f}")
+            bar.set_postfix(loss=f"{rows[-1][1]:.3f}", w_s=f"{w['scale']:.3f}", refresh=False)
     bar.close()
     model.eval()
     return FinetuneResult(model, pd.DataFrame(rows, columns=HISTORY_COLUMNS))

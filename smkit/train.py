@@ -421,7 +421,7 @@ class Trainer:
                                   self.optimizer.param_groups[0]["lr"], w["scale"], w["steepness"], w["centre"],
                                   tokens / max(now - window_start, 1e-9), elapsed0 + now - t0, vb, vsm])
                 tokens, window_start = 0, time.perf_counter()
-                bar.set_postfix(loss=f"{loss:.3f}", w_s=f"{w['scale']:.3f}")
+                bar.set_postfix(loss=f"{loss:.3f}", w_s=f"{w['scale']:.3f}", refresh=False)
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and not last_step:
                 self._save(self.out_dir / "last")
                 self._write_history()
