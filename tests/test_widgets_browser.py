@@ -13,6 +13,7 @@ installed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -40,11 +41,9 @@ TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the m
 # An untrained model's entropy is near log(V) ~ 3.3 nats: a centre w_b of -3.25 puts lambda(H) around 0.5
 # there, so soft positions are visible in the page.
 NOTEBOOK_CELLS = [
-    "import os\nos.environ['HF_HUB_OFFLINE'] = '1'\nimport torch, smkit\nfrom smkit.backbone import BackboneConfig\n"
-    "from smkit.data import Document, train_tokenizer\ntorch.manual_seed(0)\n"
-    f"tok = train_tokenizer([Document('x', {TEXT!r})], 'char')\n"
-    "model = smkit.DiffusionLM(smkit.ModelConfig(vocab_size=len(tok), seq_len=32, sm_scale=0.9, sm_centre=-3.25, backbone=BackboneConfig(\n"
-    "    hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)), tokenizer=tok).eval()\n"
+    f"import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, {str(TESTS)!r})\nimport smkit\n"
+    "from tiny_model import tiny_char_model\n"
+    f"model = tiny_char_model({TEXT!r}, 32, sm_centre=-3.25)\n"
     "g = smkit.generate(model, num_samples=2, length=32, steps=16, soft_mask=True, seed=0)\n"
     "g.trace.save('explorer.trace')\nprint(g.trace.tokens.shape)",
     "from smkit.widgets import TraceExplorer\nex = TraceExplorer(g.trace, model=model, step=0)\nex",
@@ -240,13 +239,36 @@ def lab(chromium, tmp_path_factory):
     assert server.proc.poll() is not None
 
 
-def run_notebook(chromium, lab, name: str, cells: list[str], wait_for: str):
-    """Open a new notebook of `cells` in JupyterLab, run all and wait for `wait_for`; returns (page, errors)."""
-    _notebook(lab.root / name, cells)
-    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+def open_page(chromium, width: int, height: int):
+    """A new page whose Playwright calls wait 60 s at most; returns (page, errors), where the page's uncaught
+    errors collect."""
+    page = chromium.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(60_000)  # no Playwright call may wait for ever
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+@contextlib.contextmanager
+def checked(page, errors: list[str], tmp_path: Path, server_log: str | None = None):
+    """The checks of a test on `page`, which must also raise no page errors; on a failure a full-page
+    screenshot goes to tmp_path / failure.png and where to look is printed. The page is closed either way."""
+    try:
+        yield
+        assert not errors, errors
+    except BaseException:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        print(f"page errors: {errors}; failure screenshot: {tmp_path / 'failure.png'}"
+              + (f"; server log: {server_log}" if server_log else ""))
+        raise
+    finally:
+        page.close()
+
+
+def run_notebook(chromium, lab, name: str, cells: list[str], wait_for: str):
+    """Open a new notebook of `cells` in JupyterLab, run all and wait for `wait_for`; returns (page, errors)."""
+    _notebook(lab.root / name, cells)
+    page, errors = open_page(chromium, 1400, 1600)
     # a workspace of its own: the server's default one would reopen (and focus) the notebooks opened before
     page.goto(lab.url(f"lab/workspaces/{Path(name).stem}/tree/{name}"), timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
@@ -285,7 +307,7 @@ def expected_strip(trace, step: int, sample: int = 0) -> dict:
 def test_trace_explorer_in_jupyterlab(chromium, lab, tmp_path):
     from smkit import Trace
     page, errors = run_notebook(chromium, lab, "explorer.ipynb", NOTEBOOK_CELLS, ".smkit-tok")
-    try:
+    with checked(page, errors, tmp_path, server_log=lab.log.name):
         trace = Trace.load(lab.root / "explorer.trace")  # the trace the kernel decoded and shows
         page.wait_for_function(f"({OVERLAY_MARKER_STATE})() !== null", timeout=60_000)
         page.wait_for_timeout(500)
@@ -327,14 +349,7 @@ def test_trace_explorer_in_jupyterlab(chromium, lab, tmp_path):
         assert live.locator(".smkit-tok[data-state='masked'], .smkit-tok[data-state='soft']").count() == 0
         live.screenshot(path=str(tmp_path / "live_decoder.png"))
         page.screenshot(path=str(tmp_path / "jupyterlab_page.png"), full_page=True)
-        assert not errors, errors
         print(f"screenshot: {shot}")
-    except BaseException:
-        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-        print(f"page errors: {errors}; failure screenshot: {tmp_path / 'failure.png'}; server log: {lab.log.name}")
-        raise
-    finally:
-        page.close()
 
 
 SUDOKU_START = 4  # the board opens at step 5 of 15; one slider step moves it to step 6
@@ -358,7 +373,7 @@ def test_sudoku_board_in_jupyterlab(chromium, lab, tmp_path):
     from smkit import Trace
     from sudoku_trace import board_positions
     page, errors = run_notebook(chromium, lab, "sudoku.ipynb", SUDOKU_CELLS, ".smkit-cell")
-    try:
+    with checked(page, errors, tmp_path, server_log=lab.log.name):
         trace = Trace.load(lab.root / "sudoku.trace")
         tok, mask_id = trace.tokenizer, trace.meta["mask_id"]
         final = trace.texts_at(-1)[0]
@@ -395,14 +410,7 @@ def test_sudoku_board_in_jupyterlab(chromium, lab, tmp_path):
         page.wait_for_function(f"document.querySelector('.smkit-grid-tip').textContent.includes({top!r})")
         shot = tmp_path / "sudoku_board.png"
         assert_screenshot_of(page.locator(".smkit-trace-explorer").first, shot)
-        assert not errors, errors
         print(f"screenshot: {shot}")
-    except BaseException:
-        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-        print(f"page errors: {errors}; failure screenshot: {tmp_path / 'failure.png'}; server log: {lab.log.name}")
-        raise
-    finally:
-        page.close()
 
 
 MIXTURE_BARS = """() => { const gd = [...document.querySelectorAll('.js-plotly-plot')].find(
@@ -413,24 +421,16 @@ MIXTURE_BARS = """() => { const gd = [...document.querySelectorAll('.js-plotly-p
 def test_exported_html_in_browser(chromium, tmp_path):
     """The static page works without a kernel: its slider re-colours the strip to the trace's step and moves
     the marker onto that row; a click shows the position's mixture, with the weights Python computed."""
-    torch = pytest.importorskip("torch")
     import smkit
-    from smkit.backbone import BackboneConfig
-    from smkit.data import Document, train_tokenizer
     from smkit.softmask import mixture_weights
     from smkit.widgets import TraceExplorer
+    from tiny_model import tiny_char_model
 
-    torch.manual_seed(0)
-    tok = train_tokenizer([Document("x", TEXT)], "char")
-    model = smkit.DiffusionLM(smkit.ModelConfig(vocab_size=len(tok), seq_len=32, sm_scale=0.9, sm_centre=-3.25, backbone=BackboneConfig(
-        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)), tokenizer=tok).eval()
+    model = tiny_char_model(TEXT, 32, sm_centre=-3.25)
     g = smkit.generate(model, num_samples=1, length=32, steps=16, seed=0)
     path = TraceExplorer(g.trace, model=model, step=0).to_html(tmp_path / "explorer.html")
-    page = chromium.new_page(viewport={"width": 1300, "height": 1100})
-    page.set_default_timeout(60_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    page, errors = open_page(chromium, 1300, 1100)
+    with checked(page, errors, tmp_path):
         page.goto(Path(path).as_uri())
         page.wait_for_selector(".smkit-tok")
         page.wait_for_function(f"({SHAPE_MARKER_STATE})() !== null")
@@ -455,9 +455,6 @@ def test_exported_html_in_browser(chromium, tmp_path):
         assert bars["title"].startswith(f"pos {pos}, step 9: fed back")
         np.testing.assert_allclose(bars["y"], expect.numpy(), atol=1e-6)
         page.screenshot(path=str(tmp_path / "explorer_html.png"), full_page=True)
-        assert not errors, errors
-    finally:
-        page.close()
 
 
 def test_exported_board_in_browser(chromium, tmp_path):
@@ -468,11 +465,8 @@ def test_exported_board_in_browser(chromium, tmp_path):
     g = sudoku_decode(model, num_samples=1, steps=15)
     ex = TraceExplorer(g.trace, model=model, layout="auto", step=2)
     path = ex.to_html(tmp_path / "board.html")
-    page = chromium.new_page(viewport={"width": 1300, "height": 1100})
-    page.set_default_timeout(60_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    page, errors = open_page(chromium, 1300, 1100)
+    with checked(page, errors, tmp_path):
         page.goto(Path(path).as_uri())
         page.wait_for_function("document.querySelectorAll('.smkit-cell').length === 81")
         page.eval_on_selector("#smkit-step", "el => { el.value = 7; el.dispatchEvent(new Event('input')); }")
@@ -481,6 +475,3 @@ def test_exported_board_in_browser(chromium, tmp_path):
         ex.step = 7
         assert [(c["pos"], c["row"], c["col"], c["state"], c["label"], c["title"]) for c in shown] == [
             (c["position"], c["row"], c["col"], c["state"], c["label"], c["tip"]) for c in ex.cells.cells]
-        assert not errors, errors
-    finally:
-        page.close()
