@@ -430,3 +430,13 @@ def test_grid_page_holds_the_board_of_every_step(sudoku, tmp_path):
     for s in (0, 5, 14):
         ex.step = s
         assert page["board"]["cells"][s] == ex.cells.cells
+
+
+def test_sample_view_takes_a_trace_and_names_the_way_from_one_record(sudoku):
+    from smkit.trace import Trace
+    m, g = sudoku
+    with pytest.raises(ValueError, match=r"trace: give a smkit Trace .*Trace.from_records\(\[record\]\)"):
+        sample_view(g.trace[2], 0, model=m)
+    one = sample_view(Trace.from_records([g.trace[2]]), 0, model=m)
+    full = sample_view(g.trace, 0, model=m)
+    assert one.num_steps == 1 and (one.tokens[0] == full.tokens[2]).all() and (one.lam[0] == full.lam[2]).all()

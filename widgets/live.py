@@ -135,9 +135,11 @@ class LiveDecoder(W.VBox):
         return self.records
 
     def _receive(self, rec) -> None:
+        from smkit.trace import Trace
         self.records.append(rec)
         n = len(self.records)
-        new = sample_view(rec, 0, model=self.model, k=int(self.k.value), soft_mask=self._soft_mask)
+        new = sample_view(Trace.from_records([rec]), 0, model=self.model, k=int(self.k.value),
+                          soft_mask=self._soft_mask)
         if self.views is None:
             self.views = StepViews(new, 0, -1)
             self.views.cells.observe(lambda ch: self.views.show(position=ch["new"]), "selected")

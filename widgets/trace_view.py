@@ -266,7 +266,8 @@ def final_texts(trace, vocab_text: list[str]) -> list[str]:
 
 def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int | None = None,
                 soft_mask: dict | None = None, k: int | None = None) -> SampleView:
-    """A SampleView of sample `sample` of `trace` (a smkit `Trace`, or one `StepRecord`: a single step).
+    """A SampleView of sample `sample` of `trace`, a smkit `Trace` (`generate(..., trace=True).trace`; one
+    `StepRecord` becomes a one-step Trace with `Trace.from_records([record])`).
 
     What the arrays do not hold comes from the arguments first, then: the mask id from the trace (its
     meta / the record), else `model`; the SM values and k the trace was decoded with (its meta), else the
@@ -275,13 +276,13 @@ def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int
     missing = [name for name in _FIELDS if getattr(trace, name, None) is None]
     if missing:
         raise ValueError(f"the trace has no {missing}: decode with trace=True (and k_trace >= 1) to show it")
+    if _np(trace.tokens).ndim != 3:
+        raise ValueError(f"trace: give a smkit Trace (tokens [steps, samples, length]), not a "
+                         f"{type(trace).__name__} with tokens of shape {tuple(_np(trace.tokens).shape)}; one step "
+                         f"record becomes a Trace with smkit.trace.Trace.from_records([record])")
     arrays = {}
     for name in _FIELDS:
         a = _np(getattr(trace, name))
-        if name in ("tokens", "masked_before", "revealed", "remasked", "fixed", "lam", "entropy") and a.ndim == 2:
-            a = a[None]  # a single step record [B, L]
-        elif name in ("topk_ids", "topk_probs") and a.ndim == 3:
-            a = a[None]
         if not 0 <= sample < a.shape[1]:
             raise ValueError(f"sample={sample!r}: the trace holds samples 0..{a.shape[1] - 1}")
         arrays[name] = a[:, sample]
