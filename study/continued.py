@@ -145,7 +145,7 @@ def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
     entropies = sum((first_pass_entropy(model, 16, s) for s in seeds), [])
     hist = pd.cut(pd.Series(entropies), ENTROPY_BINS + [math.inf], right=False).value_counts(sort=False)
     _, val = split_documents(load_corpus(corpus))
-    blocks = pack_blocks(val, model.tokenizer, model.config.seq_len)[:32]
+    held_out = pack_blocks(val, model.tokenizer, model.config.seq_len)
     return {
         "path": str(path), "soft_mask": model.soft_mask.values(),
         "nats_per_char_binary": heldout_nats_per_char(model, corpus, soft_mask=False, max_blocks=HELDOUT_BLOCKS),
@@ -154,9 +154,8 @@ def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
         "example": {"sm": effects[0]["texts_sm"][0], "binary": effects[0]["texts_binary"][0]},
         "entropy_histogram": {"bins": ENTROPY_BINS, "counts": hist.tolist()},
         "mean_entropy_masked": sum(entropies) / max(1, len(entropies)),
-        "gate_gradient": gate_gradient(model.train(), blocks),
-        "infill": [infill_effect(model.eval(), pack_blocks(val, model.tokenizer, model.config.seq_len), s)
-                   for s in seeds],
+        "gate_gradient": gate_gradient(model.train(), held_out[:32]),
+        "infill": [infill_effect(model.eval(), held_out, s) for s in seeds],
     }
 
 
@@ -239,8 +238,8 @@ def curves(models: str) -> pd.DataFrame:
     frames = []
     for names in NAMES.values():
         for name in names:
-            f = model_path(models, name).parent / "metrics.csv" if models != "shipped" else \
-                model_path(models, name) / "metrics.csv"
+            folder = model_path(models, name)   # a shipped model's folder, or a run's model/ folder
+            f = (folder if models == "shipped" else folder.parent) / "metrics.csv"
             if f.is_file():
                 frames.append(pd.read_csv(f).assign(model=name))
     return pd.concat(frames) if frames else pd.DataFrame()

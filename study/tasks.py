@@ -119,10 +119,12 @@ def pooled(frame: pd.DataFrame) -> pd.DataFrame:
 def paired_difference(a: str, b: str) -> tuple[float, float, float]:
     """Mean of (a solved - b solved) over the same puzzles, with a normal 95% interval of the paired differences."""
     import math
+
+    from smkit.tasks.evaluate import Z95
     d = [int(x) - int(y) for x, y in zip(a, b, strict=True)]
     mean = sum(d) / len(d)
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
-    half = 1.959963984540054 * sd / math.sqrt(len(d))
+    half = Z95 * sd / math.sqrt(len(d))
     return mean, mean - half, mean + half
 
 
@@ -207,6 +209,7 @@ def cmd_report(args) -> None:
 
 
 def main(argv=None):
+    from smkit.tasks.sweep import ORDER_STRATEGIES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
@@ -219,7 +222,7 @@ def main(argv=None):
     r.add_argument("--batch-size", dest="batch_size", type=int, default=250)
     r.add_argument("--force", action="store_true", help="redo decodings whose file exists")
     r.add_argument("--decodings", nargs="+", default=list(DECODINGS), choices=list(DECODINGS))
-    r.add_argument("--strategies", nargs="+", default=["random", "confidence", "margin", "entropy"])
+    r.add_argument("--strategies", nargs="+", default=list(ORDER_STRATEGIES))
     r.add_argument("--cells", type=int, nargs="+", default=[1, 2, 4, 8], help="cells revealed per step")
     e = sub.add_parser("effect")
     e.add_argument("--models", default="shipped", help="the runs folder, or 'shipped'")

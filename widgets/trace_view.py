@@ -260,8 +260,7 @@ def num_samples(trace) -> int:
 def final_texts(trace, vocab_text: list[str]) -> list[str]:
     """Every sample's text after the trace's last step: the raw text of its tokens (`SampleView.vocab_text`)."""
     tokens = _np(trace.tokens)
-    last = tokens[-1] if tokens.ndim == 3 else tokens  # a Trace [S, B, L] or one StepRecord [B, L]
-    return ["".join(vocab_text[int(t)] for t in row) for row in last]
+    return ["".join(vocab_text[int(t)] for t in row) for row in tokens[-1]]
 
 
 def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int | None = None,
@@ -269,8 +268,8 @@ def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int
     """A SampleView of sample `sample` of `trace`, a smkit `Trace` (`generate(..., trace=True).trace`; one
     `StepRecord` becomes a one-step Trace with `Trace.from_records([record])`).
 
-    What the arrays do not hold comes from the arguments first, then: the mask id from the trace (its
-    meta / the record), else `model`; the SM values and k the trace was decoded with (its meta), else the
+    What the arrays do not hold comes from the arguments first, then: the mask id from the trace's meta,
+    else `model`; the SM values and k the trace was decoded with (its meta), else the
     model's; token text from `model.tokenizer`, else the trace's tokenizer.
     """
     missing = [name for name in _FIELDS if getattr(trace, name, None) is None]
@@ -295,7 +294,7 @@ def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int
     nfe = nfe if nfe.size == steps else np.arange(1, steps + 1)
     meta = _meta(trace)
     if mask_id is None:
-        mask_id = meta.get("mask_id", getattr(trace, "mask_id", None))
+        mask_id = meta.get("mask_id")
     if mask_id is None and model is not None:
         mask_id = model.mask_id
     if soft_mask is None:
