@@ -5,6 +5,8 @@
 #   binary    the same with the binary configs (iso-update: equal updates)
 #   binary-iso the binary configs with forward_budget set to the SM run's forward passes (iso-compute: an SM
 #             update costs two forward passes when its soft pass runs, p_sm of the time)
+#   binary-uncond the binary configs with task_condition off: the givens are masked and scored like every other
+#             cell (the question the tasks testbed asks to decide by measurement: train with the givens fixed or not)
 # Replica 0's sm and binary runs are the shipped models (runs/tasks/sudoku-*); the others go to runs/tasks/rR/.
 # Each run resumes where it stopped if this is run again; finished runs are skipped.
 # Usage: bash configs/tasks/replica.sh R        (SMKIT=path/to/smkit to choose the command)
@@ -34,3 +36,6 @@ train $root/sudoku-binary-iso configs/tasks/sudoku-binary.yaml --seed $seed_base
   --steps none --forward-budget "$(forward_passes $root/sudoku-sm)"
 train $root/sudoku-binary-iso-continued configs/tasks/sudoku-binary-continued.yaml --seed $seed_cont \
   --steps none --forward-budget "$(forward_passes $root/sudoku-sm-continued)" --init-from $root/sudoku-binary-iso/model
+train $root/sudoku-binary-uncond configs/tasks/sudoku-binary.yaml --seed $seed_base --task-condition false
+train $root/sudoku-binary-uncond-continued configs/tasks/sudoku-binary-continued.yaml --seed $seed_cont \
+  --task-condition false --init-from $root/sudoku-binary-uncond/model
