@@ -5,8 +5,10 @@
     python study/tasks.py report           # tables into docs/results.md, figure into docs/results/tasks/
 
 Decodings: the binary solver (plain masks), the SM solver (with SM), the SM solver with SM switched off (what
-its SM inputs add at decoding), and the iso-compute binary solver (trained on as many forward passes as the SM
-one). Replica R is training seed R of each (configs/tasks/replica.sh; replica 0 is the shipped pair). Every point
+its SM inputs add at decoding), the iso-compute binary solver (trained on as many forward passes as the SM one),
+and the binary solver trained unconditionally (its givens masked and scored like every other cell; the shipped
+solvers never mask them). Replica R is training seed R of each (configs/tasks/replica.sh; replica 0 is the
+shipped pair). A run adds the rules missing from a decoding's file and keeps its other rows. Every point
 decodes the same n held-out puzzles (never in a training stream), with a Wilson 95% interval; each row keeps
 its per-puzzle correctness so that two decodings compare puzzle by puzzle (a paired difference).
 """
@@ -26,7 +28,8 @@ OUT = ROOT / "docs" / "results" / "tasks"
 
 # decoding label -> (run folder name, decode with SM)
 DECODINGS = {"binary": ("sudoku-binary", False), "SM": ("sudoku-sm", True), "SM model, SM off": ("sudoku-sm", False),
-             "binary, iso-compute": ("sudoku-binary-iso", False)}
+             "binary, iso-compute": ("sudoku-binary-iso", False),
+             "binary, givens masked in training": ("sudoku-binary-uncond", False)}
 
 
 def load(models: str, name: str, replica: int = 0):
@@ -51,15 +54,22 @@ def cmd_run(args) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for decoding in args.decodings:
         out = sweep_file(args.replica, decoding)
-        if out.exists() and not args.force:
+        kept = pd.read_csv(out, dtype={"correct": str}) if out.exists() and not args.force else None
+        strategies = [s for s in args.strategies if kept is None or s not in set(kept.strategy)]
+        if not strategies:
             print("kept", out.relative_to(ROOT), "(--force to redo)")
             continue
+        if kept is not None and (set(kept.cells_per_step), set(kept.n), set(kept.givens), set(kept.seed)) != (
+                set(args.cells), {args.n}, {args.givens}, {args.seed}):
+            raise SystemExit(f"{out.relative_to(ROOT)} holds another sweep (cells, n, givens or seed); --force redoes it")
         name, soft = DECODINGS[decoding]
         model = load(args.models, name, args.replica)
         frame = tasks.sweep({decoding: (model, soft)}, task, n=args.n, cells_per_step=tuple(args.cells),
-                            strategies=tuple(args.strategies), seed=args.seed, batch_size=args.batch_size)
+                            strategies=tuple(strategies), seed=args.seed, batch_size=args.batch_size)
         frame["givens"] = args.givens
         frame["replica"] = args.replica
+        if kept is not None:   # rules added to a file: its other rows are kept as they were
+            frame = pd.concat([kept, frame], ignore_index=True)
         frame.to_csv(out.with_suffix(".tmp"), index=False)
         os.replace(out.with_suffix(".tmp"), out)
         print(frame.drop(columns="correct").to_string(), flush=True)
@@ -148,7 +158,7 @@ def table(frame: pd.DataFrame) -> str:
 
 
 COMPARISONS = [("SM", "binary"), ("SM", "binary, iso-compute"), ("SM", "SM model, SM off"),
-               ("SM model, SM off", "binary")]   # decodings compared rule by rule
+               ("SM model, SM off", "binary"), ("binary", "binary, givens masked in training")]   # decodings compared rule by rule
 ORDER_EFFECTS = [("confidence", "random"), ("margin", "random")]   # rules compared within a decoding
 
 
@@ -220,7 +230,8 @@ def main(argv=None):
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--replica", type=int, default=0, help="training seed R (configs/tasks/replica.sh)")
     r.add_argument("--batch-size", dest="batch_size", type=int, default=250)
-    r.add_argument("--force", action="store_true", help="redo decodings whose file exists")
+    r.add_argument("--force", action="store_true",
+                   help="redo decodings whose file exists (without it, only rules missing from the file run)")
     r.add_argument("--decodings", nargs="+", default=list(DECODINGS), choices=list(DECODINGS))
     r.add_argument("--strategies", nargs="+", default=list(ORDER_STRATEGIES))
     r.add_argument("--cells", type=int, nargs="+", default=[1, 2, 4, 8], help="cells revealed per step")
