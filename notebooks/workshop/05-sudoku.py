@@ -32,6 +32,7 @@ from typing import Optional
 
 train_givens: int = 60  # given cells of the training puzzles for the solver trained here (17..80)
 givens: int = 74  # given cells of the puzzles it is tested on (17..80): more givens, easier puzzles
+judge_givens: Optional[int] = 72  # given cells of the puzzles for the order study and SM (17..80); None: the puzzles those solvers were trained on
 train_steps: int = 1000  # updates of the solver trained here (the slow cell; timings in notebooks/README.md)
 hidden_size: int = 128  # its width
 num_layers: int = 2  # its transformer layers
@@ -56,6 +57,8 @@ from smkit.notebooks import check_answer, check_parameter, output_dir
 
 for name, value in (("train_givens", train_givens), ("givens", givens)):
     check_parameter(isinstance(value, int) and 17 <= value <= 80, name, value, "an integer in [17, 80]")
+check_parameter(judge_givens is None or (isinstance(judge_givens, int) and 17 <= judge_givens <= 80), "judge_givens",
+                judge_givens, "None or an integer in [17, 80]")
 check_parameter(isinstance(train_steps, int) and train_steps >= 1, "train_steps", train_steps, "an integer >= 1")
 check_parameter(isinstance(hidden_size, int) and hidden_size >= 8 and hidden_size % 4 == 0, "hidden_size",
                 hidden_size, "a multiple of 4, >= 8 (4 attention heads)")
@@ -135,8 +138,8 @@ for strategy in ("random", "margin"):
 # ## 3. Does the order matter?
 #
 # The order effect needs a solver that is sure of some cells and unsure of others, and many puzzles to measure:
-# `binary_model` (a larger solver, printed below with its task) on `n` puzzles like those it was trained on, one
-# cell per step, three orders: `random`, `confidence` (the cell whose best digit is likeliest first) and `margin`.
+# `binary_model` (a larger solver, printed below with its task) on `n` puzzles with `judge_givens` givens (the
+# difficulty of the study in docs/results.md), one cell per step, three orders: `random`, `confidence` (the cell whose best digit is likeliest first) and `margin`.
 # **What you should see:** the adaptive orders above random with intervals that do not overlap: revealing a cell
 # the model is sure of first gives the next cells more context, while a random order forces guesses at cells
 # that are still ambiguous (Kim et al., ICML 2025, report a far larger effect with a far stronger model).
@@ -144,8 +147,11 @@ for strategy in ("random", "margin"):
 # %%
 judge = smkit.load_pretrained(binary_model) if binary_model is not None else solver
 judge.eval()
-judge_task = tasks.for_model(judge)
-print(f"{binary_model or 'the solver trained here'}: {judge_task}, {judge_task.masked} blanks per puzzle")
+trained_on = tasks.for_model(judge)
+check_parameter(trained_on.NAME == "sudoku", "binary_model", binary_model, "a sudoku solver")
+judge_task = trained_on if judge_givens is None else tasks.get("sudoku", givens=judge_givens)
+print(f"{binary_model or 'the solver trained here'}: trained on {trained_on}; tested on {judge_task}, "
+      f"{judge_task.masked} blanks per puzzle")
 orders = {}
 for strategy in ("random", "confidence", "margin"):
     r = orders[strategy] = tasks.evaluate(judge, judge_task, n=n, strategy=strategy, soft_mask=False, seed=seed)
@@ -157,9 +163,9 @@ for strategy in ("random", "confidence", "margin"):
 #
 # A rule is a small pure function of one step's `StepView` (see `smkit/strategies.py`) that returns two bool
 # [B, L] tensors: the positions to reveal and the positions to remask (none here). Useful fields:
-# `view.top_probs[..., 0]` (p1, the probability of the best digit; with SM off only this first column is
-# computed), `view.entropy` [B, L], `view.candidates` [B, L] (blanks still masked), `view.n_reveal` [B] (how many
-# to reveal). `top_n(scores, view.candidates, view.n_reveal)` picks the highest scores. Position p of the text is
+# `view.top_probs[..., 0]` and `[..., 1]` (p1 and p2, the probabilities of the best and second-best digit),
+# `view.entropy` [B, L], `view.candidates` [B, L] (blanks still masked), `view.n_reveal` [B] (how many to
+# reveal). `top_n(scores, view.candidates, view.n_reveal)` picks the highest scores. Position p of the text is
 # row p // 10, column p % 10 (column 9 is the line break), so `~view.candidates` tells you which cells are
 # filled. Invent a score: the model's certainty, the puzzle's structure (a cell whose row, column and box are
 # nearly full), or both. The check registers your rule (`smkit.strategies.register`), decodes the same `n`
@@ -200,9 +206,6 @@ def check_unmasking_rule(rule, model, task, n, seed=0, random_result=None, refer
     lies entirely above random order's. When even `margin` does not beat random at this n (a solver trained too
     briefly, or n too small), no rule can be judged: say so instead of failing."""
     from smkit.strategies import register
-    # The sampler computes p1 and the entropy only for the rules it knows read them (and for traces, SM and
-    # hooks); two do-nothing hooks ask for them on behalf of a new rule.
-    asks = {"topk": lambda value, state: None, "entropy": lambda value, state: None}
     run = lambda strategy, **kw: tasks.evaluate(model, task, n=n, strategy=strategy, soft_mask=False, seed=seed, **kw)
     random_result = random_result or run("random")
     reference = reference or run("margin")
@@ -214,8 +217,8 @@ def check_unmasking_rule(rule, model, task, n, seed=0, random_result=None, refer
 
     def above_random():
         try:
-            register(name)(rule)
-            mine = run(name, hooks=asks)
+            register(name)(rule)  # by default a rule gets p1, p2 and the entropy
+            mine = run(name)
         except NotImplementedError:
             return None
         print(f"your rule: {mine.accuracy:.3f} [{mine.ci_low:.3f}, {mine.ci_high:.3f}]; random: "
@@ -251,7 +254,7 @@ for label, (mdl, _) in shipped.items():
     print(f"{label}: {tasks.for_model(mdl)}, trained with SM: {(mdl.train_config or {}).get('soft_mask')}, "
           f"w_s={w['scale']:.3g} w_a={w['steepness']:.2f} w_b={w['centre']:.2f} k={w['k']}")
 if shipped:
-    frame = tasks.sweep(shipped, None, n=max(1, n // 4), cells_per_step=cells_per_step, strategies=["margin"],
+    frame = tasks.sweep(shipped, judge_task, n=max(1, n // 4), cells_per_step=cells_per_step, strategies=["margin"],
                         seed=seed)
     frame["solved (95% interval)"] = frame.apply(lambda r: f"{r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]", axis=1)
     print(frame.pivot_table(index="model", columns="cells_per_step", values="solved (95% interval)",
@@ -288,7 +291,7 @@ def board_panels(rec, chars, b=0):
 
 if sm_model is not None:
     model = twin
-    sm_task = tasks.for_model(model)
+    sm_task = judge_task
     puzzle = sm_task.generate(1, seed=seed)[0]
     cells = cells_per_step[-1]
     g = smkit.generate(model, infill=puzzle.puzzle, length=sm_task.length, steps=math.ceil(sm_task.masked / cells),
