@@ -9,9 +9,10 @@
 #             cell (the question the tasks testbed asks to decide by measurement: train with the givens fixed or not)
 # Replica 0's sm and binary runs are the shipped models (runs/tasks/sudoku-*); the others go to runs/tasks/rR/.
 # Each run resumes where it stopped if this is run again; finished runs are skipped.
-# Usage: bash configs/tasks/replica.sh R        (SMKIT=path/to/smkit to choose the command)
+# Usage: bash configs/tasks/replica.sh R [twins]   (twins: only the sm and binary pair; SMKIT=path/to/smkit to
+# choose the command)
 set -euo pipefail
-r=$1
+r=$1 only=${2:-all}
 smkit=${SMKIT:-smkit}
 root=runs/tasks; [ "$r" = 0 ] || root=runs/tasks/r$r
 seed_base=$((2 * r)); seed_cont=$((2 * r + 1))
@@ -32,6 +33,7 @@ for kind in sm binary; do
       --init-from $root/sudoku-$kind/model
   fi
 done
+[ "$only" = twins ] && exit 0
 train $root/sudoku-binary-iso configs/tasks/sudoku-binary.yaml --seed $seed_base \
   --steps none --forward-budget "$(forward_passes $root/sudoku-sm)"
 train $root/sudoku-binary-iso-continued configs/tasks/sudoku-binary-continued.yaml --seed $seed_cont \
