@@ -1,8 +1,9 @@
 """The README's generated tables are what their scripts write now (scripts/shipped_table.py from the shipped
-records, scripts/bench_table.py from the committed benchmark results): a hand edit or a new record that was
-not written back fails here."""
+records, scripts/bench_table.py from the committed benchmark results, scripts/workshop_timings.py from the
+committed workshop timings): a hand edit or a new record that was not written back fails here."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,12 +14,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_table  # noqa: E402
 import shipped_table  # noqa: E402
+import workshop_timings  # noqa: E402
 
 
-def readme_block(name: str) -> str:
-    text = (ROOT / "README.md").read_text()
+def readme_block(name: str, doc: str = "README.md") -> str:
+    text = (ROOT / doc).read_text()
     start, end = f"<!-- table:{name} -->\n", f"\n<!-- /table:{name} -->"
-    assert text.count(start) == 1 and text.count(end) == 1, f"README.md needs one {start.strip()} block"
+    assert text.count(start) == 1 and text.count(end) == 1, f"{doc} needs one {start.strip()} block"
     return text.split(start, 1)[1].split(end, 1)[0]
 
 
@@ -57,3 +59,28 @@ def test_bench_table_lists_every_figure_and_the_misses():
 def test_bench_table_refuses_a_quick_run():
     with pytest.raises(SystemExit, match="--quick"):
         bench_table.table(dict(RESULTS, command="python benchmarks/run_all.py --quick"))
+
+
+@pytest.mark.parametrize("doc", ["notebooks/README.md", "docs/workshop.md"])
+def test_workshop_timings_are_what_their_script_writes(doc):
+    assert readme_block("workshop-timings", doc) == workshop_timings.table(workshop_timings.load()), \
+        "run python scripts/workshop_timings.py"
+
+
+def test_workshop_timings_table_and_the_slowest_cell(tmp_path):
+    cell = lambda source, seconds: {"cell_type": "code", "source": source, "metadata": {"papermill": {"duration": seconds}}}
+    executed = tmp_path / "nb.ipynb"
+    executed.write_text(json.dumps({"cells": [
+        cell(["import torch\n", "x = 1\n"], 0.5), {"cell_type": "markdown", "source": ["# hi"], "metadata": {}},
+        cell(["# train\n", "import time\n", "result = smkit.train(steps=10)\n"], 75.25), cell(["y = 2"], None)]}))
+    assert workshop_timings.slowest_cell(executed) == ("result = smkit.train(steps=10)", 75.25)
+    results = {"command": "python scripts/workshop_timings.py --run --threads 2", "date": "2026-12-02 18:00 UTC",
+               "threads": 2, "machine": {"cpu_count": 2},
+               "rows": [{"notebook": "01-a", "seconds": 20.04, "slowest_cell": "x = 1", "slowest_cell_seconds": 3.0,
+                         "load_before": 0.1},
+                        {"notebook": "02-b", "seconds": 250.0, "slowest_cell": "result = smkit.train(steps=10)",
+                         "slowest_cell_seconds": 200.0, "load_before": 0.5}]}
+    lines = workshop_timings.table(results).splitlines()
+    assert lines[4:] == ["| `01-a` | 20 s | 3 s: `x = 1` | 0.10 |",
+                         "| `02-b` | 4.2 min | 3.3 min: `result = smkit.train(steps=10)` | 0.50 |", "",
+                         "All 2 in 4.5 min."]
