@@ -136,7 +136,7 @@ def show(title, texts):
 
 import re
 
-corpus_words = set(re.findall(r"[a-z]+", "\n".join(train_docs).lower()))
+corpus_words = set(re.findall(r"[a-z]+", "\n".join(d.text for d in train_docs).lower()))
 
 
 def free_samples(model, n_words=16):
