@@ -192,6 +192,40 @@ def difference_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# Student t quantiles, 97.5%, by degrees of freedom: the seed-level interval treats each training seed as one draw
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def seed_difference(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean of per-seed differences with a t 95% interval: what another training seed would give on average, the
+    training-seed variance included (the paired interval covers only the puzzles)."""
+    import statistics
+    mean = statistics.fmean(diffs)
+    half = T975[len(diffs) - 1] * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def seed_table(frame: pd.DataFrame, min_seeds: int = 3) -> str:
+    """Per (decoding, rule) pair decoded for at least `min_seeds` training seeds: the per-seed differences in the
+    share solved and their mean with a t interval."""
+    cells, head = _cells_header(frame)
+    lines = [f"| difference | training seeds | {head} |", "|---|---|" + "---|" * len(cells)]
+    for x, y in _pairs(frame):
+        rows = [frame[(frame.model == m) & (frame.strategy == s)] for m, s in (x, y)]
+        replicas = sorted(set(rows[0].replica) & set(rows[1].replica))
+        if len(replicas) < min_seeds:
+            continue
+        parts = []
+        for c in cells:
+            acc = [r[r.cells_per_step == c].set_index("replica").accuracy for r in rows]
+            diffs = [float(acc[0][i] - acc[1][i]) for i in replicas]
+            mean, low, high = seed_difference(diffs)
+            parts.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({', '.join(f'{d:+.2f}' for d in diffs)})")
+        label = f"{x[0]} - {y[0]} ({x[1]})" if x[1] == y[1] else f"{x[1]} - {y[1]} ({x[0]})"
+        lines.append(f"| {label} | {len(replicas)} | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
 def cmd_report(args) -> None:
     sys.path.insert(0, str(ROOT / "study"))
     from report import refresh, save
@@ -211,6 +245,8 @@ def cmd_report(args) -> None:
                f"puzzles for every decoding): accuracy [Wilson 95%] (lowest-highest seed).\n\n"
                f"Paired differences in the share of puzzles solved (same puzzles, same seeds; normal 95% interval):"
                f"\n\n{difference_table(frame)}"
+               f"\n\nAcross training seeds (each seed one draw: mean of the per-seed differences, t 95% interval, "
+               f"then each seed's difference), for the pairs decoded for three seeds or more:\n\n{seed_table(frame)}"
                f"\n\nSM at work in the shipped SM solver (256 held-out puzzles, one cell per step, confidence): mean "
                f"lambda {effect['mean_lambda']:.3f} (max {effect['max_lambda']:.3f}) over the cells still masked after "
                f"the first pass; {effect['changed']} of {effect['n']} answers differ from the same decode with SM off.")
