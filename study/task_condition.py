@@ -21,6 +21,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results" / "tasks" / "task-condition.csv"
 TASKS = {"sort": {"length": 5}, "add": {"digits": 2}, "dyck": {"length": 12}}
+sys.path.insert(0, str(ROOT / "study"))   # study/tasks.py (the paired and seed-level intervals), study/report.py
 
 
 def cmd_run(args) -> None:
@@ -53,7 +54,6 @@ def cmd_run(args) -> None:
 
 
 def table(frame: pd.DataFrame) -> str:
-    sys.path.insert(0, str(ROOT / "study"))
     from tasks import paired_difference, seed_difference
     lines = ["| task | givens fixed: solved (per seed) | givens masked: solved (per seed) | fixed - masked, paired "
              "(pooled puzzles) | fixed - masked, across seeds (t 95%) |", "|---|---|---|---|---|"]
@@ -71,7 +71,6 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def cmd_report(args) -> None:
-    sys.path.insert(0, str(ROOT / "study"))
     from report import refresh
     refresh(ROOT / "docs" / "results.md", {"task-condition": table(pd.read_csv(OUT, dtype={"correct": str}))})
     print("wrote docs/results.md (task-condition)")

@@ -171,23 +171,28 @@ def _pairs(frame: pd.DataFrame):
         yield from (((model, a), (model, b)) for a, b in ORDER_EFFECTS)
 
 
+def _compared(frame: pd.DataFrame, min_seeds: int):
+    """(label, [rows of x, rows of y], training seeds both were decoded for) per pair of `_pairs` decoded for at
+    least `min_seeds` common seeds."""
+    for x, y in _pairs(frame):
+        rows = [frame[(frame.model == m) & (frame.strategy == s)] for m, s in (x, y)]
+        replicas = sorted(set(rows[0].replica) & set(rows[1].replica))
+        if len(replicas) >= min_seeds:
+            yield (f"{x[0]} - {y[0]} ({x[1]})" if x[1] == y[1] else f"{x[1]} - {y[1]} ({x[0]})"), rows, replicas
+
+
 def difference_table(frame: pd.DataFrame) -> str:
     """Paired differences in puzzles solved between two (decoding, rule) pairs: the same puzzles of the training
     seeds both were decoded for, per cells per step."""
     cells, head = _cells_header(frame)
     lines = [f"| difference | training seeds | {head} |", "|---|---|" + "---|" * len(cells)]
-    for x, y in _pairs(frame):
-        rows = [frame[(frame.model == m) & (frame.strategy == s)] for m, s in (x, y)]
-        replicas = sorted(set(rows[0].replica) & set(rows[1].replica))
-        if not replicas:
-            continue
+    for label, rows, replicas in _compared(frame, 1):
         parts = []
         for c in cells:
             joined = ["".join(r[(r.cells_per_step == c) & (r.replica == i)].correct.iloc[0] for i in replicas)
                       for r in rows]
             mean, low, high = paired_difference(*joined)
             parts.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
-        label = f"{x[0]} - {y[0]} ({x[1]})" if x[1] == y[1] else f"{x[1]} - {y[1]} ({x[0]})"
         lines.append(f"| {label} | {len(replicas)} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
@@ -210,18 +215,13 @@ def seed_table(frame: pd.DataFrame, min_seeds: int = 3) -> str:
     share solved and their mean with a t interval."""
     cells, head = _cells_header(frame)
     lines = [f"| difference | training seeds | {head} |", "|---|---|" + "---|" * len(cells)]
-    for x, y in _pairs(frame):
-        rows = [frame[(frame.model == m) & (frame.strategy == s)] for m, s in (x, y)]
-        replicas = sorted(set(rows[0].replica) & set(rows[1].replica))
-        if len(replicas) < min_seeds:
-            continue
+    for label, rows, replicas in _compared(frame, min_seeds):
         parts = []
         for c in cells:
             acc = [r[r.cells_per_step == c].set_index("replica").accuracy for r in rows]
             diffs = [float(acc[0][i] - acc[1][i]) for i in replicas]
             mean, low, high = seed_difference(diffs)
             parts.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({', '.join(f'{d:+.2f}' for d in diffs)})")
-        label = f"{x[0]} - {y[0]} ({x[1]})" if x[1] == y[1] else f"{x[1]} - {y[1]} ({x[0]})"
         lines.append(f"| {label} | {len(replicas)} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
