@@ -1,11 +1,12 @@
-"""Why BERT is the default backbone: one training update and one forward of BERT vs ModernBERT of the
-same width/depth on this CPU. Usage: python benchmarks/backbones.py"""
+"""One training update and one forward of BERT vs ModernBERT of the same width/depth on this CPU (BERT steps
+faster; ModernBERT, the default, learns faster per update: smkit/models/backbones.py says why it wins).
+Usage: python benchmarks/backbones.py"""
 from __future__ import annotations
 
 import torch
 
 from common import invocation, median_time
-from smkit.backbone import BackboneConfig, build_from_hf_config, hf_config
+from smkit.models.backbones import BackboneConfig, build_from_hf_config, hf_config
 
 
 def main():

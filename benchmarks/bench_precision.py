@@ -16,9 +16,9 @@ import time
 import torch
 
 from common import Row, base_parser, best, command, interleaved, real_batch, resolve, run_alone, shipped_model
-from smkit.model import DiffusionLM
-from smkit.precision import cpu_bf16_kind, resolve_bf16
-from smkit.train import TrainConfig, make_optimizer
+from smkit.models.denoiser import DiffusionLM
+from smkit.core.precision import cpu_bf16_kind, resolve_bf16
+from smkit.training.train import TrainConfig, make_optimizer
 
 SCRIPT = "bench_precision.py"
 FULL = dict(batch_size=32, seq_len=128, repeats=3)

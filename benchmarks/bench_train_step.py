@@ -14,7 +14,7 @@ import torch
 
 from common import (Row, base_parser, best, command, device_label, interleaved, median, per_device, precision,
                     real_batch, run_alone, shipped_model)
-from smkit.train import TrainConfig, make_optimizer
+from smkit.training.train import TrainConfig, make_optimizer
 
 SCRIPT = "bench_train_step.py"
 FULL = dict(batch_size=32, seq_len=128, repeats=10)

@@ -20,8 +20,8 @@ import torch
 
 import smkit
 from common import Row, base_parser, command, finish, resolve
-from smkit.backbone import BackboneConfig
-from smkit.data import load_corpus, train_tokenizer
+from smkit.models.backbones import BackboneConfig
+from smkit.io.data import load_corpus, train_tokenizer
 
 SCRIPT = "bench_widgets.py"
 FULL = dict(length=256, steps=256, moves=100)

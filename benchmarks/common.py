@@ -180,7 +180,7 @@ def shipped_model(device: str) -> smkit.DiffusionLM:
 
 def real_batch(tokenizer, batch_size: int, seq_len: int) -> torch.Tensor:
     """[batch_size, seq_len] token blocks of Hamlet in `tokenizer`, drawn with a fixed seed."""
-    from smkit.data import load_corpus, pack_blocks
+    from smkit.io.data import load_corpus, pack_blocks
     docs = [d for d in load_corpus("shakespeare") if d.name == "hamlet"]
     blocks = pack_blocks(docs, tokenizer, seq_len)
     g = torch.Generator().manual_seed(0)

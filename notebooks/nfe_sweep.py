@@ -81,14 +81,14 @@ import json
 import pandas as pd
 import torch
 
-from smkit.metrics import reference_features as reference_features_of, text_metrics
+from smkit.evaluation.metrics import reference_features as reference_features_of, text_metrics
 
 m = smkit.load_pretrained(model)
 check_parameter(length <= m.config.seq_len, "length", length, f"must be at most the model's seq_len={m.config.seq_len}")
 summary = {"model": model or "default", "length": length, "soft_mask": m.soft_mask.values(), "judge": judge}
 references = None
 if corpus is not None:
-    from smkit.data import build_datasets
+    from smkit.io.data import build_datasets
     _, _, val = build_datasets(corpus, tokenizer=m.tokenizer, seq_len=m.config.seq_len)
     summary["val_bound"] = m.validation_bound(val[:eval_blocks], soft_mask=False)
     summary["val_bound_sm"] = m.validation_bound(val[:eval_blocks], soft_mask=True)
@@ -102,7 +102,7 @@ if corpus is not None:
 
 scorer = reference_features = None
 if judge is not None:
-    from smkit.judge import load_judge
+    from smkit.evaluation.judge import load_judge
     scorer = load_judge(judge)
     if references is not None:
         reference_features = reference_features_of(scorer, references)  # cached on disk across runs

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 
 import smkit
-from smkit.checkpoint import read_manifest
-from smkit.saving import PRETRAINED_DIR
+from smkit.io.checkpoint import read_manifest
+from smkit.io.model_files import PRETRAINED_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 

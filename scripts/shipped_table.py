@@ -14,7 +14,7 @@ from safetensors import safe_open
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "study"))
 
-from smkit.model import PRETRAINED, PRETRAINED_DIR  # noqa: E402
+from smkit.io.model_files import PRETRAINED, PRETRAINED_DIR  # noqa: E402
 
 
 def table() -> str:

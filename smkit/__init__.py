@@ -1,21 +1,26 @@
 """smkit: soft-masked diffusion language models, a notebook-centric research toolkit."""
-from .errors import SmkitError
-from .softmask import SoftMask, entropy_from_logits, soft_mask_embeddings, soft_mask_lambda
-from .model import DiffusionLM, ModelConfig, load_pretrained
-from .saving import DEFAULT_PRETRAINED, PRETRAINED
-from .hf import from_hf
-from .adapters import add_adapter, load_adapter, save_adapter
-from .finetune import FinetuneConfig, finetune
-from .train import TrainConfig, train
-from .strategies import STRATEGIES
-from .trace import StepRecord, Trace
-from .sampling import Generation, Plan, SamplingConfig, Steps, generate, iter_steps
-from . import hooks
-from .hooks import add_hooks
+from .core.errors import (AdapterError, CheckpointError, ConfigError, DataError, DenoiserError, JudgeError,
+                          ParameterError, SmkitError, TaskError, TraceError)
+from .core.softmask import SoftMask, entropy_from_logits, soft_mask_embeddings, soft_mask_lambda
+from .models.denoiser import DiffusionLM
+from .models.config import ModelConfig
+from .io.formats import load_pretrained, save_pretrained
+from .io.model_files import DEFAULT_PRETRAINED, PRETRAINED
+from .io.hf import from_hf
+from .io.adapters import add_adapter, load_adapter, save_adapter
+from .training.finetune import FinetuneConfig, finetune
+from .training.train import TrainConfig, train
+from .core.strategies import STRATEGIES
+from .core.trace import StepRecord, Trace
+from .sampling.loop import Generation, Plan, SamplingConfig, Steps, generate, iter_steps
+from .core import hooks
+from .core.hooks import add_hooks
 
 __version__ = "0.1.0"
 
 __all__ = ["PRETRAINED", "DEFAULT_PRETRAINED", "SoftMask", "soft_mask_lambda", "soft_mask_embeddings", "entropy_from_logits", "DiffusionLM",
            "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "Generation",
            "SamplingConfig", "Plan", "generate", "iter_steps", "Steps", "hooks", "add_hooks", "from_hf", "add_adapter", "save_adapter", "load_adapter",
-           "FinetuneConfig", "finetune", "SmkitError"]
+           "FinetuneConfig", "finetune", "save_pretrained",
+           "SmkitError", "ConfigError", "DataError", "CheckpointError", "DenoiserError", "AdapterError", "TaskError",
+           "TraceError", "ParameterError", "JudgeError"]

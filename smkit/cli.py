@@ -8,7 +8,7 @@ import dataclasses
 import sys
 import typing
 
-from .config import ConfigError, load_file
+from .core.config import ConfigError, load_file
 
 
 def _parse_bool(text: str) -> bool:
@@ -64,7 +64,7 @@ def _task_param(text: str) -> tuple:
 
 
 def _cmd_train(args) -> int:
-    from .train import TrainConfig, train
+    from .training.train import TrainConfig, train
     values = load_file(args.config) if args.config else {}
     pairs = dict(vars(args).pop("task_param", None) or [])
     if pairs:  # --task-param KEY=VALUE flags win over the config file's task_params, key by key
@@ -72,7 +72,7 @@ def _cmd_train(args) -> int:
     values.update({k: v for k, v in vars(args).items()
                    if k not in ("config", "func", "command", "dry_run", "dry_run_processes")})
     if args.dry_run:
-        from .dry_run import dry_run
+        from .training.dry_run import dry_run
         print(dry_run(TrainConfig.from_dict(values), processes=args.dry_run_processes).summary())
         return 0
     result = train(TrainConfig.from_dict(values))
@@ -85,7 +85,7 @@ def _cmd_train(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import TrainConfig
+    from .training.train import TrainConfig
     parser = argparse.ArgumentParser(prog="smkit", description="Soft-masked diffusion language models.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a binary or soft-masked MDLM",
@@ -113,8 +113,8 @@ def _cmd_sample(args) -> int:
     import json
     from pathlib import Path
 
-    from .model import load_pretrained
-    from .sampling import SamplingConfig, generate
+    from .io.formats import load_pretrained
+    from .sampling.loop import SamplingConfig, generate
 
     opts = {k: v for k, v in vars(args).items() if k not in ("func", "command", "model", "out", "trace_file")}
     trace_file = args.trace_file
@@ -144,13 +144,13 @@ def _cmd_sample(args) -> int:
 
 def _infill_length(model, prompt, infill) -> int:
     """Without --length, an infill run stops at the template's end: prompt + template tokens."""
-    from .sampling import _token_ids
+    from .sampling.loop import _token_ids
     prompt_ids = [] if prompt is None else _token_ids(prompt, "prompt", model, allow_mask=False)
     return len(prompt_ids) + len(_token_ids(infill, "infill", model, allow_mask=True))
 
 
 def _register_sample(sub) -> None:
-    from .sampling import SamplingConfig
+    from .sampling.loop import SamplingConfig
     p = sub.add_parser("sample", help="decode samples (texts as JSONL, plus a trace file)",
                        description="Sample from a model with any unmasking rule, with or without soft-masking.")
     p.add_argument("--model", default=None, help="shipped model name or checkpoint folder (default: the shipped default)")

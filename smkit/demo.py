@@ -1,6 +1,6 @@
-"""`make demo` / `python -m smkit.demo`: the shipped model decodes the same prompt with and without SM.
+"""`python -m smkit.demo`: the shipped model decodes the same prompt with and without SM, in the terminal.
 
-Once the notebooks land, `make demo` runs the quickstart notebook instead; this stays the terminal view.
+`make demo` runs the quickstart notebook headless instead; this is the view without a notebook.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SmkitError
+from .core.errors import ParameterError, SmkitError
 from .notebook_plotly import embed_plotly_js, share_plotly_js
 
 KERNEL = "python3"
@@ -45,10 +45,6 @@ class RunResult:
     html: Path | None           # its standalone HTML export (None when html=False)
     parameters: dict = field(default_factory=dict)
     ok: bool = True
-
-
-class ParameterError(SmkitError):
-    """A notebook parameter has a bad value; the message names the parameter, the value and what is allowed."""
 
 
 def check_parameter(cond: bool, name: str, value, allowed: str) -> None:
@@ -155,7 +151,7 @@ def _smkit_error_names() -> set[str]:
     """Names of SmkitError and its subclasses; a cell's error arrives as a name only."""
     try:
         import smkit  # noqa: F401  (defines the error classes; only needed once a cell has failed)
-        import smkit.judge  # noqa: F401
+        import smkit.evaluation.judge  # noqa: F401
     except Exception:  # a broken install still reports the cell's error, with its traceback
         pass
     names, todo = set(), [SmkitError]

@@ -32,7 +32,7 @@ ENTROPY_BINS = [i * 0.5 for i in range(15)]  # nats, 0 .. 7 (ln 1024 = 6.93)
 
 
 def model_path(models: str, name: str) -> Path:
-    from smkit.model import PRETRAINED_DIR
+    from smkit.io.model_files import PRETRAINED_DIR
     return PRETRAINED_DIR / name if models == "shipped" else Path(models) / name / "model"
 
 
@@ -92,7 +92,7 @@ def lambda_by_mask_rate(model, blocks: torch.Tensor, seed: int = 0, n: int = 64)
     """Where the gate opens in text: for each share of a held-out block's tokens masked at random, one forward
     pass over n blocks, and at the masked positions the mean entropy, the mean lambda the learned gate gives
     there, and the share of positions with lambda above half its ceiling w_s."""
-    from smkit.softmask import entropy_from_logits, soft_mask_lambda
+    from smkit.core.softmask import entropy_from_logits, soft_mask_lambda
     gen = torch.Generator().manual_seed(seed)
     x = blocks[torch.randperm(len(blocks), generator=gen)[:n]]
     v = model.soft_mask.values()
@@ -110,7 +110,7 @@ def lambda_by_mask_rate(model, blocks: torch.Tensor, seed: int = 0, n: int = 64)
 def cmd_gate(args) -> None:
     """Adds `by_mask_rate` (lambda_by_mask_rate) to each measured model in measurements.json."""
     import smkit
-    from smkit.data import load_corpus, pack_blocks, split_documents
+    from smkit.io.data import load_corpus, pack_blocks, split_documents
     torch.set_num_threads(args.threads)
     path = OUT / "measurements.json"
     results = json.loads(path.read_text())
@@ -138,8 +138,8 @@ def table_mask_rates(results: dict) -> str:
 
 def measure_model(path: Path, corpus: str, seeds: list[int]) -> dict:
     import smkit
-    from smkit.data import load_corpus, pack_blocks, split_documents
-    from smkit.metrics import heldout_nats_per_char, soft_mask_effect
+    from smkit.io.data import load_corpus, pack_blocks, split_documents
+    from smkit.evaluation.metrics import heldout_nats_per_char, soft_mask_effect
     model = smkit.load_pretrained(path)
     effects = [soft_mask_effect(model, num_samples=16, strategy="confidence", seed=s) for s in seeds]
     entropies = sum((first_pass_entropy(model, 16, s) for s in seeds), [])

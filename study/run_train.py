@@ -32,7 +32,7 @@ def finished(out_dir: str) -> bool:
 
 def run_one(job):
     name, cfg = job
-    from smkit.train import train
+    from smkit.training.train import train
     if finished(cfg["out_dir"]):
         return name, "done before"
     train(cfg)

@@ -7,7 +7,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 import torch
 
-from smkit.data import load_corpus
+from smkit.io.data import load_corpus
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +31,8 @@ def tiny_train_kwargs(hamlet_file, tmp_path_factory):
 @pytest.fixture
 def tiny_model(hamlet_file):
     import smkit
-    from smkit.backbone import BackboneConfig
-    from smkit.data import load_corpus as lc, train_tokenizer
+    from smkit.models.backbones import BackboneConfig
+    from smkit.io.data import load_corpus as lc, train_tokenizer
     torch.manual_seed(0)
     tok = train_tokenizer(lc(str(hamlet_file)), "char")
     cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=32,

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import smkit
-from smkit.backbone import BackboneConfig
-from smkit.data import Document, train_tokenizer
+from smkit.models.backbones import BackboneConfig
+from smkit.io.data import Document, train_tokenizer
 
 TEXT = ("to be, or not to be, that is the question: whether tis nobler in the mind to suffer "
         "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles. ") * 8

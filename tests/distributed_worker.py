@@ -35,8 +35,8 @@ def main(plan_file: str) -> int:
     import torch
     import smkit
     from smkit.cli import main as cli_main
-    from smkit.config import load_file
-    from smkit.train import TrainConfig
+    from smkit.core.config import load_file
+    from smkit.training.train import TrainConfig
 
     torch.set_num_threads(1)
     runs = {}

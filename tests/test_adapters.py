@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import smkit
-from smkit.adapters import AdapterError, adapter_parameters
-from smkit.checkpoint import CheckpointError
-from smkit.hf import from_hf
+from smkit.io.adapters import AdapterError, adapter_parameters
+from smkit.io.checkpoint import CheckpointError
+from smkit.io.hf import from_hf
 
 from hf_tiny import batch, build, char_tokenizer, save_dir
 

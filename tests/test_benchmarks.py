@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smkit.precision import cpu_bf16_kind
+from smkit.core.precision import cpu_bf16_kind
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from smkit.config import ConfigError, with_overrides
+from smkit.core.config import ConfigError, with_overrides
 
 
 @dataclasses.dataclass

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import smkit
-from smkit.checkpoint import CheckpointError, read_manifest
-from smkit.config import ConfigError
-from smkit.precision import cpu_bf16_kind, resolve_bf16
-from smkit.train import TrainConfig, Trainer
+from smkit.io.checkpoint import CheckpointError, read_manifest
+from smkit.core.config import ConfigError
+from smkit.core.precision import cpu_bf16_kind, resolve_bf16
+from smkit.training.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

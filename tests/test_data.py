@@ -4,7 +4,7 @@ import sysconfig
 import pytest
 import torch
 
-from smkit.data import (DataError, Document, build_datasets, load_corpus, load_tokenizer, pack_blocks,
+from smkit.io.data import (DataError, Document, build_datasets, load_corpus, load_tokenizer, pack_blocks,
                         split_documents, train_tokenizer)
 
 
@@ -57,7 +57,7 @@ def test_offline_set_after_datasets_was_imported_fails_at_once(monkeypatch, stre
     before any request; without the fix the same call retries the network and ends in LocalEntryNotFoundError."""
     import datasets.config
     import huggingface_hub.constants as hub
-    from smkit.streaming import open_stream
+    from smkit.io.streaming import open_stream
     for module in (datasets.config, hub):
         monkeypatch.setattr(module, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -132,7 +132,7 @@ def _pretrained_dir(path, mask=None):
 
 
 def test_pretrained_tokenizer_gets_mask_as_last_id(tmp_path):
-    from smkit.data import load_pretrained_tokenizer
+    from smkit.io.data import load_pretrained_tokenizer
     folder = _pretrained_dir(tmp_path / "tok")
     tok = load_pretrained_tokenizer(str(folder))
     assert len(tok) == 400 and tok.mask_token == "[MASK]" and tok.mask_token_id == 399
@@ -146,7 +146,7 @@ def test_pretrained_tokenizer_gets_mask_as_last_id(tmp_path):
 
 
 def test_bad_pretrained_tokenizers(tmp_path):
-    from smkit.data import load_pretrained_tokenizer
+    from smkit.io.data import load_pretrained_tokenizer
     with pytest.raises(DataError, match="no such folder"):
         load_pretrained_tokenizer(str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="not-a-cached-tokenizer"):

@@ -25,8 +25,8 @@ import torch
 import yaml
 
 import smkit
-from smkit.checkpoint import read_manifest
-from smkit.train import TrainConfig
+from smkit.io.checkpoint import read_manifest
+from smkit.training.train import TrainConfig
 
 REL = 1e-4
 WORKER = Path(__file__).with_name("distributed_worker.py")

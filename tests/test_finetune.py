@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import smkit
-from smkit.config import ConfigError
-from smkit.finetune import encode_examples, make_optimizer, FinetuneConfig
-from smkit.hf import from_hf
+from smkit.core.config import ConfigError
+from smkit.training.finetune import encode_examples, make_optimizer, FinetuneConfig
+from smkit.io.hf import from_hf
 
 from hf_tiny import build, char_tokenizer
 
@@ -112,11 +112,11 @@ def test_examples_must_fit_the_model(model):
 
 
 def test_the_update_is_pretrainings_micro_batches_and_warmup(model):
-    """Fine-tuning takes `smkit.update.sm_update`: micro-batches accumulate to the one-pass update; warmup and
+    """Fine-tuning takes `smkit.training.update.sm_update`: micro-batches accumulate to the one-pass update; warmup and
     the learning-rate schedule are pretraining's."""
     import copy
 
-    from smkit.update import lr_factor
+    from smkit.training.update import lr_factor
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0  # dropout draws differ between one pass and two: compare without it

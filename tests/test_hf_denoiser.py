@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import smkit
-from smkit.checkpoint import CheckpointError
-from smkit.hf import DenoiserError, from_hf
-from smkit.model import subs
+from smkit.io.checkpoint import CheckpointError
+from smkit.io.hf import DenoiserError, from_hf
+from smkit.models.denoiser import subs
 
 from hf_tiny import KINDS, SMALL, batch, build, char_tokenizer, remote_code_dir, save_dir
 

@@ -6,9 +6,9 @@ import random
 import pytest
 import torch
 
-from smkit.data import load_corpus
-from smkit.judge import JudgeError, judge_dir, load_judge
-from smkit.metrics import mauve_from_features, mauve_score, reference_features, repetition_rate, text_metrics, unigram_entropy, validation_perplexity
+from smkit.io.data import load_corpus
+from smkit.evaluation.judge import JudgeError, judge_dir, load_judge
+from smkit.evaluation.metrics import mauve_from_features, mauve_score, reference_features, repetition_rate, text_metrics, unigram_entropy, validation_perplexity
 
 
 @pytest.fixture(scope="session")
@@ -128,8 +128,8 @@ def test_validation_perplexity_is_exp_of_the_bound(tiny_model):
 
 
 def test_heldout_nats_per_char_is_the_bound_times_tokens_per_char(tiny_model, hamlet_file):
-    from smkit.data import load_corpus, pack_blocks, split_documents
-    from smkit.metrics import heldout_nats_per_char
+    from smkit.io.data import load_corpus, pack_blocks, split_documents
+    from smkit.evaluation.metrics import heldout_nats_per_char
     _, val = split_documents(load_corpus(str(hamlet_file)))
     blocks = pack_blocks(val, tiny_model.tokenizer, tiny_model.config.seq_len)
     per_token = tiny_model.validation_bound(blocks, seed=3)
@@ -140,7 +140,7 @@ def test_heldout_nats_per_char_is_the_bound_times_tokens_per_char(tiny_model, ha
 
 
 def test_soft_mask_effect_counts_changed_samples_and_first_pass_lambda(tiny_model):
-    from smkit.metrics import soft_mask_effect
+    from smkit.evaluation.metrics import soft_mask_effect
     shut = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm_scale=0.0)
     assert shut["mean_lambda"] == 0.0 and shut["changed"] == 0 and shut["texts_sm"] == shut["texts_binary"]
     open_ = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm_scale=0.9, sm_centre=-50.0)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import smkit
-from smkit.checkpoint import CheckpointError
-from smkit.data import DataError, train_tokenizer, Document
+from smkit.io.checkpoint import CheckpointError
+from smkit.io.data import DataError, train_tokenizer, Document
 
 
 def _batch(model, n=4):

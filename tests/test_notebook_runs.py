@@ -27,7 +27,7 @@ def _tiny_notebook(path: Path) -> Path:
         params,
         nbformat.v4.new_code_cell("from smkit.notebooks import check_parameter\n"
                                   "check_parameter(n >= 1, 'n', n, 'must be >= 1')"),
-        nbformat.v4.new_code_cell(SLOW_CLOCK + "from smkit.progress import progress_bar\n"
+        nbformat.v4.new_code_cell(SLOW_CLOCK + "from smkit.core.progress import progress_bar\n"
                                   "bar = progress_bar(total=updates, desc='work')\n"
                                   "for _ in range(updates):\n    bar.update(1)\nbar.close()"),
     ])
@@ -103,7 +103,7 @@ def test_training_for_many_updates_keeps_few_progress_redraws(tiny_train_kwargs,
 
 
 def test_a_terminal_bar_is_left_alone(monkeypatch):
-    from smkit.progress import progress_bar
+    from smkit.core.progress import progress_bar
 
     class Tty:
         def isatty(self):

@@ -7,8 +7,8 @@ import pytest
 
 import smkit
 from smkit import tasks
-from smkit.data import load_corpus, pack_blocks, split_documents
-from smkit.saving import DEFAULT_PRETRAINED, PRETRAINED, PRETRAINED_DIR
+from smkit.io.data import load_corpus, pack_blocks, split_documents
+from smkit.io.model_files import DEFAULT_PRETRAINED, PRETRAINED, PRETRAINED_DIR
 
 TWINS = [("python-sm", "python-binary"), ("shakespeare-sm", "shakespeare-binary")]
 

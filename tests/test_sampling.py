@@ -8,7 +8,7 @@ import torch
 
 import smkit
 from smkit import hooks as smhooks
-from smkit.sampling import gumbel_argmax, truncate
+from smkit.sampling.loop import gumbel_argmax, truncate
 from conftest_sampling import ForwardCounter, counter, lm, trained_lm  # noqa: F401  (fixtures)
 
 ALL = sorted(smkit.STRATEGIES)
@@ -360,16 +360,6 @@ def test_add_hooks_context_manager_always_removes(trained_lm):
     assert seen == []
 
 
-@pytest.mark.parametrize("old_name", ["hooks", "model_hooks"])
-def test_the_old_names_of_add_hooks_still_work_and_warn(trained_lm, old_name):
-    seen = []
-    with pytest.warns(DeprecationWarning, match=f"smkit.hooks.{old_name} is deprecated.*add_hooks"):
-        manager = getattr(smhooks, old_name)(trained_lm, {"entropy": lambda h, s: seen.append(s.step)})
-    with manager:
-        _gen(trained_lm, steps=2)
-    assert seen == [0, 1] and len(smhooks.collect(trained_lm)._by_point) == 0
-
-
 def test_unknown_hook_point(trained_lm):
     with pytest.raises(ValueError, match="unknown hook point 'logit'.*'logits'"):
         _gen(trained_lm, hooks={"logit": lambda v, s: None})
@@ -418,7 +408,7 @@ def test_bad_input_fails_before_any_compute(trained_lm, counter, kwargs, match):
 @pytest.mark.parametrize("name,value", [("temperature", -1.0), ("steps", True), ("top_p", float("nan")),
                                         ("strategy", "greedy"), ("num_samples", 1.5)])
 def test_a_bad_sampling_argument_is_a_config_error_naming_it(trained_lm, name, value):
-    from smkit.config import ConfigError
+    from smkit.core.config import ConfigError
     with pytest.raises(ConfigError) as info:
         smkit.generate(trained_lm, length=24, **{name: value})
     assert isinstance(info.value, smkit.SmkitError) and isinstance(info.value, ValueError)
@@ -438,7 +428,7 @@ def test_unknown_setting(trained_lm):
 
 def test_the_public_step_loop_types(trained_lm):
     plan = smkit.SamplingConfig(length=24, steps=4, strategy="margin", k_trace=0).validate(trained_lm)
-    assert isinstance(plan, smkit.Plan) and smkit.sampling._Plan is smkit.Plan
+    assert isinstance(plan, smkit.Plan)
     assert plan.sm_k == trained_lm.soft_mask.k and plan.top_width == max(plan.sm_k, 2)
     it = smkit.iter_steps(trained_lm, length=24, steps=4)
     assert isinstance(it, smkit.Steps) and isinstance(it.plan, smkit.Plan)

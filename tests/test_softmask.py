@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import smkit
-from smkit.softmask import (SoftMask, entropy_from_log_probs, soft_mask_embeddings, soft_mask_inputs,
+from smkit.core.softmask import (SoftMask, entropy_from_log_probs, soft_mask_embeddings, soft_mask_inputs,
                             soft_mask_lambda, sparse_mixture)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import smkit
-from smkit.strategies import STRATEGIES, StepView, get_strategy, register, top_n
+from smkit.core.strategies import STRATEGIES, StepView, get_strategy, register, top_n
 from conftest_sampling import trained_lm  # noqa: F401  (fixture)
 
 NAMES = ["ancestral", "random", "confidence", "margin", "entropy", "threshold", "remdm-cap", "remdm-rescale",

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import smkit
-from smkit.data import DataError, Document, train_tokenizer
-from smkit.streaming import StreamingCorpus, open_stream
-from smkit.train import TrainConfig, Trainer
+from smkit.io.data import DataError, Document, train_tokenizer
+from smkit.io.streaming import StreamingCorpus, open_stream
+from smkit.training.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 import smkit
-from smkit.train import TrainConfig
+from smkit.training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,12 @@ import torch
 import smkit
 from smkit import tasks
 from smkit.cli import main as cli_main
-from smkit.config import ConfigError
+from smkit.core.config import ConfigError
 from smkit.tasks import MASK, Example, TaskError
 from smkit.tasks.base import template
 from smkit.tasks.training import TaskBatches
-from smkit.train import TrainConfig, Trainer, _step_generator
+from smkit.training.train import TrainConfig, Trainer
+from smkit.training.update import step_generator
 
 SMALL = [("sudoku", {"givens": 30}), ("sort", {"length": 5, "digits": 2}), ("sort", {"length": 4}),
          ("add", {"digits": 3}), ("dyck", {"length": 12, "given": 0.5}),
@@ -230,7 +231,7 @@ def test_training_stream_and_evaluation_puzzles_are_disjoint(tmp_path):
     task = tasks.get("add", digits=1)
     cfg = TrainConfig(corpus="task:add", task_params={"digits": 1}, out_dir=str(tmp_path), batch_size=16)
     batches = TaskBatches(task, condition=True)
-    trained = {e.puzzle for step in range(30) for e in batches.examples(_step_generator(cfg.seed, step), 16)}
+    trained = {e.puzzle for step in range(30) for e in batches.examples(step_generator(cfg.seed, step), 16)}
     evaluated = {e.puzzle for seed in range(4) for e in task.generate(20, seed)}
     assert len(trained) > 60 and len(evaluated) >= 8
     assert not trained & evaluated
@@ -270,10 +271,10 @@ def test_conditional_training_never_masks_the_givens(tmp_path, condition):
                       progress=False, out_dir=str(tmp_path))
     trainer = Trainer(cfg)
     assert trainer.model.tokenizer.get_vocab() == tasks.get("sort", length=4).tokenizer().get_vocab()
-    gen = _step_generator(cfg.seed, 0)
+    gen = step_generator(cfg.seed, 0)
     batch, fixed = trainer.batches.take(gen, 32, slice(0, 32))
     givens = torch.tensor([[c is not None for c in template(e.puzzle)]
-                           for e in trainer.batches.examples(_step_generator(cfg.seed, 0), 32)])
+                           for e in trainer.batches.examples(step_generator(cfg.seed, 0), 32)])
     x_t, masked, _ = trainer._noise(batch, gen, slice(0, 32), fixed)
     assert masked.any()
     if condition:
@@ -312,7 +313,7 @@ def test_task_run_resumes_exactly(tmp_path):
 
 
 def test_dry_run_trains_on_the_task_itself():
-    from smkit.dry_run import dry_run
+    from smkit.training.dry_run import dry_run
     report = dry_run(TrainConfig(corpus="task:add", task_params={"digits": 2}, hidden_size=16, num_layers=1,
                                  num_heads=2, intermediate_size=32))
     assert report.sample_vocab == len(tasks.get("add").tokenizer()) and report.updates == 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import smkit
-from smkit.trace import StepRecord, Trace
+from smkit.core.trace import StepRecord, Trace
 from conftest_sampling import trained_lm  # noqa: F401  (fixture)
 
 FIELDS = ["step", "block", "t", "tokens", "masked_before", "revealed", "remasked", "lam", "entropy", "topk_ids",
@@ -50,7 +50,7 @@ def test_trace_stacks_steps(gen):
 
 
 def test_trace_docstring_states_memory():
-    assert "O(S x B x L x k" in Trace.__doc__ or "O(S x B x L x k" in smkit.trace.__doc__
+    assert "O(S x B x L x k" in Trace.__doc__ or "O(S x B x L x k" in smkit.core.trace.__doc__
 
 
 def test_memory_grows_with_k_trace(trained_lm):

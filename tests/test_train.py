@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import smkit
-from smkit.checkpoint import CheckpointError, read_manifest
-from smkit.config import ConfigError
-from smkit.train import HISTORY_COLUMNS, TrainConfig, Trainer
+from smkit.io.checkpoint import CheckpointError, read_manifest
+from smkit.core.config import ConfigError
+from smkit.training.train import HISTORY_COLUMNS, TrainConfig, Trainer
 
 COMPARED = ["step", "forward_passes", "loss", "soft_mask", "lr", "w_s", "w_a", "w_b"]
 

@@ -175,7 +175,7 @@ def page_data(path) -> dict:
 
 def test_to_html_is_a_standalone_page(model, gen, tmp_path):
     import plotly.offline
-    from smkit.softmask import mixture_weights
+    from smkit.core.softmask import mixture_weights
     ex = TraceExplorer(gen.trace, model=model, step=3)
     path = ex.to_html(tmp_path / "page.html")
     text = open(path, encoding="utf-8").read()
@@ -186,7 +186,7 @@ def test_to_html_is_a_standalone_page(model, gen, tmp_path):
     cdn = f'<script src="https://cdn.plot.ly/plotly-{plotly.offline.get_plotlyjs_version()}.min.js"></script>'
     assert cdn in small and plotly.offline.get_plotlyjs() not in small
     assert ex.to_html(tmp_path / "again.html") and open(tmp_path / "again.html").read() == text  # deterministic
-    # the page shows the SM mixture weights Python computes (smkit.softmask.mixture_weights), one per
+    # the page shows the SM mixture weights Python computes (smkit.core.softmask.mixture_weights), one per
     # (step, position) still masked after the step, null elsewhere; its JavaScript recomputes nothing
     page = page_data(path)["views"][0]
     k = model.soft_mask.k
@@ -433,7 +433,7 @@ def test_grid_page_holds_the_board_of_every_step(sudoku, tmp_path):
 
 
 def test_sample_view_takes_a_trace_and_names_the_way_from_one_record(sudoku):
-    from smkit.trace import Trace
+    from smkit.core.trace import Trace
     m, g = sudoku
     with pytest.raises(ValueError, match=r"trace: give a smkit Trace .*Trace.from_records\(\[record\]\)"):
         sample_view(g.trace[2], 0, model=m)

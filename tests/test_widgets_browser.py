@@ -422,7 +422,7 @@ def test_exported_html_in_browser(chromium, tmp_path):
     """The static page works without a kernel: its slider re-colours the strip to the trace's step and moves
     the marker onto that row; a click shows the position's mixture, with the weights Python computed."""
     import smkit
-    from smkit.softmask import mixture_weights
+    from smkit.core.softmask import mixture_weights
     from smkit.widgets import TraceExplorer
     from tiny_model import tiny_char_model
 

@@ -21,7 +21,7 @@ jupytext = pytest.importorskip("jupytext")
 import smkit  # noqa: E402
 from smkit import tasks  # noqa: E402
 from smkit.notebooks import check_answer  # noqa: E402
-from smkit.schedules import EPS, SCHEDULES, alpha  # noqa: E402
+from smkit.core.schedules import EPS, SCHEDULES, alpha  # noqa: E402
 
 WORKSHOP = Path(__file__).resolve().parents[1] / "notebooks" / "workshop"
 
@@ -237,7 +237,7 @@ def test_05_own_rule_must_beat_random(nb05, rules_solver, capsys):
     check = lambda rule: nb05.check_unmasking_rule(rule, model, task, n, 0, random_result, margin, name="test-rule")
     assert check(nb05.my_rule) is True
     assert check(not_done) is False and "not done yet" in capsys.readouterr().out
-    from smkit.strategies import top_n
+    from smkit.core.strategies import top_n
     none = lambda v: torch.zeros_like(v.candidates)
     fails(check, lambda v: (top_n(torch.rand(v.candidates.shape), v.candidates, v.n_reveal), none(v)))  # random order
     fails(check, lambda v: (top_n(-v.top_probs[..., 0], v.candidates, v.n_reveal), none(v)))  # least confident first

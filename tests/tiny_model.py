@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 import smkit
-from smkit.backbone import BackboneConfig
-from smkit.data import Document, train_tokenizer
+from smkit.models.backbones import BackboneConfig
+from smkit.io.data import Document, train_tokenizer
 
 
 def tiny_char_model(text: str, seq_len: int, sm_centre: float, sm_scale: float = 0.9) -> smkit.DiffusionLM:

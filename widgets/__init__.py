@@ -23,14 +23,9 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-# internals the package once exported: where they live
-_INTERNALS = {"PlotMarkers": "overlay", "STATE_COLOURS": "trace_view", "STATES": "trace_view",
-              "TokenStrip": "token_strip", "StepViews": "explorer"}
 
 
 def __getattr__(name: str):
-    if name in _INTERNALS:
-        raise AttributeError(f"smkit.widgets.{name} is internal: import it from smkit.widgets.{_INTERNALS[name]}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'smkit.widgets' has no attribute {name!r}")
     try:

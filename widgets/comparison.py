@@ -13,6 +13,7 @@ from .export import compare_page, write_page
 from .overlay import overlaid
 from .token_strip import TokenStrip
 from .trace_view import sample_view
+from smkit.core.errors import ConfigError
 
 
 class Compare(W.VBox):
@@ -22,9 +23,9 @@ class Compare(W.VBox):
                  step: int | None = None, field: str = "lam", tokenizer=None, mask_id: int | None = None,
                  soft_mask: dict | None = None, interval_ms: int = 300):
         if field not in ("lam", "entropy"):
-            raise ValueError(f"field={field!r}: choose 'lam' or 'entropy'")
+            raise ConfigError(f"field={field!r}: choose 'lam' or 'entropy'")
         if len(names) != 2:
-            raise ValueError(f"names={names!r}: give exactly two names, one per trace")
+            raise ConfigError(f"names={names!r}: give exactly two names, one per trace")
         self.traces, self.names, self.sample_index = (trace_a, trace_b), tuple(str(n) for n in names), sample
         model_b = model if model_b is None else model_b
         self.views = [sample_view(tr, sample, model=m, tokenizer=tokenizer, mask_id=mask_id, soft_mask=soft_mask)

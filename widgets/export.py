@@ -4,7 +4,7 @@ A page holds the figures the widget shows (built by `figures.py`), the token str
 drawn by the widget's own JavaScript (`token_strip.ESM`, `cell_grid.ESM`, fed by a small stand-in for the
 widget model) and a step slider with play. The arrays a page needs are embedded once as JSON, computed in
 Python: the page's JavaScript looks numbers up and computes no formula (the SM mixture weights come from
-`SampleView.mixture_table`, i.e. smkit.softmask.mixture_weights); moving the slider only moves markers and
+`SampleView.mixture_table`, i.e. smkit.core.softmask.mixture_weights); moving the slider only moves markers and
 re-colours the strip, as in the notebook. Size: O(steps x positions x k) numbers, plus plotly.js
 (about 4.7 MB) when `include_plotlyjs=True` (the default: the page works offline).
 """
@@ -43,7 +43,7 @@ def view_data(view: SampleView, titles: list[str] | None = None) -> dict:
 
 def mixture_weights_json(view: SampleView) -> list:
     """[S][L] the SM mixture fed back at each (step, position), as Python computes it (`SampleView.mixture`,
-    smkit.softmask.mixture_weights): weights of [MASK] then the k candidates; null where not masked."""
+    smkit.core.softmask.mixture_weights): weights of [MASK] then the k candidates; null where not masked."""
     table = view.mixture_table()
     return [[None if np.isnan(w[0]) else np.round(w, 6).tolist() for w in row] for row in table]
 

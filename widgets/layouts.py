@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .trace_view import SampleView
+from smkit.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def grid(rows: int, cols: int, skip=("\n",), box: tuple[int, int] | None = None)
     fill the board row by row (the i-th at row i // cols, column i % cols; any past the board are left
     out). box=(h, w) groups the cells into h x w boxes, outlined on screen."""
     if not (isinstance(rows, int) and rows >= 1 and isinstance(cols, int) and cols >= 1):
-        raise ValueError(f"grid(rows={rows!r}, cols={cols!r}): give positive integers")
+        raise ConfigError(f"grid(rows={rows!r}, cols={cols!r}): give positive integers")
     skip = frozenset([skip] if isinstance(skip, str) else skip)
     per_row = 1 if box is None else -(-cols // box[1])
 
@@ -153,6 +154,6 @@ def get_layout(layout, texts: list[str] | None = None) -> tuple[str, Layout]:
     if layout == "auto":
         layout = choose_layout(list(texts or []))
     if layout not in LAYOUTS:
-        raise ValueError(f"layout={layout!r}: choose 'auto', one of {sorted(LAYOUTS)}, or a function "
+        raise ConfigError(f"layout={layout!r}: choose 'auto', one of {sorted(LAYOUTS)}, or a function "
                          f"StepFields -> list[Cell]")
     return layout, LAYOUTS[layout]

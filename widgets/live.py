@@ -14,6 +14,7 @@ import ipywidgets as W
 from .explorer import StepViews
 from .export import explorer_page, write_page
 from .trace_view import sample_view
+from smkit.core.errors import ConfigError
 
 
 def _strategies() -> list[str]:
@@ -135,7 +136,7 @@ class LiveDecoder(W.VBox):
         return self.records
 
     def _receive(self, rec) -> None:
-        from smkit.trace import Trace
+        from smkit.core.trace import Trace
         self.records.append(rec)
         n = len(self.records)
         new = sample_view(Trace.from_records([rec]), 0, model=self.model, k=int(self.k.value),
@@ -167,7 +168,7 @@ class LiveDecoder(W.VBox):
     def to_html(self, path, include_plotlyjs=True) -> str:
         """A standalone page of the steps received so far (same as TraceExplorer.to_html)."""
         if self.views is None:
-            raise ValueError("nothing decoded yet: press Run or call .run() before .to_html()")
+            raise ConfigError("nothing decoded yet: press Run or call .run() before .to_html()")
         return write_page(path, explorer_page(self.views.view, self.views.step, self.views.position), include_plotlyjs)
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from smkit.core.errors import ConfigError, TraceError
 
 STATES = ("fixed", "decoded", "revealed", "remasked", "masked", "soft")
 FIXED, DECODED, REVEALED, REMASKED, MASKED, SOFT = range(len(STATES))
@@ -193,7 +194,7 @@ class SampleView:
         if tok != self.mask_id:
             return [self.labels[tok]], [1.0]
         import torch
-        from smkit.softmask import mixture_weights
+        from smkit.core.softmask import mixture_weights
         probs = torch.as_tensor(self.topk_probs[step, pos, : self.k], dtype=torch.float64)
         weights = mixture_weights(torch.tensor(float(self.lam[step, pos]), dtype=torch.float64), probs.log())
         names = [MASK_LABEL] + [f"{r + 1}: {self.labels[int(i)]}" for r, i in enumerate(self.topk_ids[step, pos, : self.k])]
@@ -203,7 +204,7 @@ class SampleView:
         """[S, L, k+1] the weights `mixture` gives at every (step, position): NaN where the position is not
         masked after the step (there the exact token goes in, weight 1). One call of smkit's formula."""
         import torch
-        from smkit.softmask import mixture_weights
+        from smkit.core.softmask import mixture_weights
         probs = torch.as_tensor(self.topk_probs[..., : self.k], dtype=torch.float64)
         weights = mixture_weights(torch.as_tensor(self.lam, dtype=torch.float64), probs.log()).numpy()
         return np.where((self.tokens == self.mask_id)[..., None], weights, np.nan)
@@ -274,19 +275,19 @@ def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int
     """
     missing = [name for name in _FIELDS if getattr(trace, name, None) is None]
     if missing:
-        raise ValueError(f"the trace has no {missing}: decode with trace=True (and k_trace >= 1) to show it")
+        raise TraceError(f"the trace has no {missing}: decode with trace=True (and k_trace >= 1) to show it")
     if _np(trace.tokens).ndim != 3:
-        raise ValueError(f"trace: give a smkit Trace (tokens [steps, samples, length]), not a "
+        raise TraceError(f"trace: give a smkit Trace (tokens [steps, samples, length]), not a "
                          f"{type(trace).__name__} with tokens of shape {tuple(_np(trace.tokens).shape)}; one step "
-                         f"record becomes a Trace with smkit.trace.Trace.from_records([record])")
+                         f"record becomes a Trace with smkit.core.trace.Trace.from_records([record])")
     arrays = {}
     for name in _FIELDS:
         a = _np(getattr(trace, name))
         if not 0 <= sample < a.shape[1]:
-            raise ValueError(f"sample={sample!r}: the trace holds samples 0..{a.shape[1] - 1}")
+            raise TraceError(f"sample={sample!r}: the trace holds samples 0..{a.shape[1] - 1}")
         arrays[name] = a[:, sample]
     if arrays["topk_ids"].shape[-1] == 0:
-        raise ValueError("the trace keeps no top-k candidates (k_trace=0): decode with k_trace >= 1 to show it")
+        raise TraceError("the trace keeps no top-k candidates (k_trace=0): decode with k_trace >= 1 to show it")
     steps = arrays["tokens"].shape[0]
     t = _np(getattr(trace, "t"))
     t = t.reshape(steps, -1)[:, sample if t.size > steps else 0] if t.size else np.zeros(steps)
@@ -303,7 +304,7 @@ def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int
         tokenizer = model.tokenizer if model is not None and model.tokenizer is not None else \
             getattr(trace, "tokenizer", None)
     if mask_id is None:
-        raise ValueError("mask_id=None: pass model= or mask_id= (the trace does not record the mask id)")
+        raise ConfigError("mask_id=None: pass model= or mask_id= (the trace does not record the mask id)")
     k_trace = arrays["topk_ids"].shape[-1]
     if k is None:
         k = meta.get("k") or (soft_mask or {}).get("k") or k_trace

@@ -33,7 +33,7 @@ model: Optional[str] = "shakespeare-sm"  # shipped model name or checkpoint fold
 corpus: Optional[str] = None  # held-out text for the experiments; None: the corpus the model was trained on
 text: str = "To be, or not to be, that is the question."  # the text we corrupt by hand
 t_values: list = [0.1, 0.5, 0.9]  # times shown, each in (0, 1]
-schedules: list = ["loglinear", "linear", "cosine"]  # schedules plotted, from smkit.schedules.SCHEDULES
+schedules: list = ["loglinear", "linear", "cosine"]  # schedules plotted, from smkit.core.schedules.SCHEDULES
 blocks: int = 16  # held-out blocks in the experiments (more: less noise, slower)
 n_times: int = 10  # times on the grid of the cross-entropy curve
 seed: int = 0  # fixes the random masks
@@ -41,7 +41,7 @@ seed: int = 0  # fixes the random masks
 # %%
 # Check the parameters before any compute: a bad value stops here with a message naming it.
 from smkit.notebooks import check_answer, check_parameter
-from smkit.schedules import EPS, SCHEDULES, alpha
+from smkit.core.schedules import EPS, SCHEDULES, alpha
 
 check_parameter(model is None or isinstance(model, str), "model", model, "a shipped model name or a checkpoint folder")
 check_parameter(corpus is None or (isinstance(corpus, str) and corpus != ""), "corpus", corpus,
@@ -111,7 +111,7 @@ check_loglinear_alpha(loglinear_alpha);
 
 # %%
 import smkit
-from smkit.data import load_corpus, pack_blocks, split_documents
+from smkit.io.data import load_corpus, pack_blocks, split_documents
 
 m = smkit.load_pretrained(model)
 m.eval()

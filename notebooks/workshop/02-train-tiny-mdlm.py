@@ -94,7 +94,7 @@ import time
 import torch
 
 import smkit
-from smkit.data import load_corpus, pack_blocks, split_documents, train_tokenizer
+from smkit.io.data import load_corpus, pack_blocks, split_documents, train_tokenizer
 
 settings = dict(corpus=corpus, tokenizer="char", seq_len=seq_len, hidden_size=hidden_size, num_layers=num_layers,
                 num_heads=4, intermediate_size=4 * hidden_size, batch_size=batch_size, steps=steps, lr=lr,

@@ -77,7 +77,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import torch
 
-from smkit.data import load_corpus, pack_blocks, split_documents
+from smkit.io.data import load_corpus, pack_blocks, split_documents
 
 pio.renderers.default = "plotly_mimetype+notebook"
 m = smkit.load_pretrained(model)
@@ -214,7 +214,7 @@ bars = go.Figure()
 for label, pos in (("surest", sure), ("least sure", unsure)):
     p = first.topk_probs[0, pos, :k].double()
     lam = float(first.lam[0, pos])
-    weights = smkit.softmask.mixture_weights(torch.tensor(lam, dtype=torch.float64), p.log())
+    weights = smkit.core.softmask.mixture_weights(torch.tensor(lam, dtype=torch.float64), p.log())
     print(f"{label} still-masked position {pos} (true token {tok.decode([int(blocks[0, pos])])!r}): "
           f"H = {float(first.entropy[0, pos]):.2f} nats, lambda = {lam:.4g}")
     print(f"   {'[MASK]':<20} weight {float(weights[0]):.4f}")
@@ -252,7 +252,7 @@ def check_superposition(fn):
     cases = [(torch.tensor([0.3, 0.2, 0.1], dtype=torch.float64), 0.3),
              (torch.tensor([0.5, 0.05, 0.05], dtype=torch.float64), 0.9)]
     got = lambda: torch.stack([torch.as_tensor(fn(p, lam), dtype=torch.float64) for p, lam in cases])
-    expected = torch.stack([smkit.softmask.mixture_weights(torch.tensor(lam, dtype=torch.float64), p.log()).double()
+    expected = torch.stack([smkit.core.softmask.mixture_weights(torch.tensor(lam, dtype=torch.float64), p.log()).double()
                             for p, lam in cases])
     return check_answer("superposition weights", got, expected)
 

@@ -79,8 +79,8 @@ import re
 import pandas as pd
 import torch
 
-from smkit.data import load_corpus
-from smkit.metrics import repetition_rate, unigram_entropy
+from smkit.io.data import load_corpus
+from smkit.evaluation.metrics import repetition_rate, unigram_entropy
 
 m = smkit.load_pretrained(model)
 m.eval()
@@ -218,7 +218,7 @@ for s, pos in tr.remasked[:, 0].nonzero().tolist()[:8]:
 # Given each position's top-1 probability `top1` [L], which positions may be revealed `candidates` [L] (bool)
 # and how many to reveal `n`, return a bool mask [L] of the n candidates with the highest `top1`. **Ties: the
 # lower position first.** Positions that are not candidates are never picked, however confident. This is what
-# `smkit.strategies.top_n` does for a batch.
+# `smkit.core.strategies.top_n` does for a batch.
 
 # %% tags=["exercise"]
 def pick_most_confident(top1, candidates, n):
@@ -239,7 +239,7 @@ def check_confidence_rule(fn):
     """Ties straddle the cut (0.5 at positions 0, 2, 5, 7; the lowest must win), the most confident positions
     are not candidates, and a random case: ignoring candidates, the reverse order, or the higher position first
     fails."""
-    from smkit.strategies import top_n
+    from smkit.core.strategies import top_n
     g = torch.Generator().manual_seed(0)
     cases = [(torch.tensor([0.5, 0.9, 0.5, 0.7, 0.95, 0.5, 0.2, 0.5]),
               torch.tensor([True, True, True, True, False, True, True, True]), 3),

@@ -170,13 +170,13 @@ for strategy in ("random", "confidence", "margin"):
 # reveal). `top_n(scores, view.candidates, view.n_reveal)` picks the highest scores. Position p of the text is
 # row p // 10, column p % 10 (column 9 is the line break), so `~view.candidates` tells you which cells are
 # filled. Invent a score: the model's certainty, the puzzle's structure (a cell whose row, column and box are
-# nearly full), or both. The check registers your rule (`smkit.strategies.register`), decodes the same `n`
+# nearly full), or both. The check registers your rule (`smkit.core.strategies.register`), decodes the same `n`
 # puzzles with it, and passes when its interval lies above random's.
 
 # %% tags=["exercise"]
 import torch
 
-from smkit.strategies import top_n
+from smkit.core.strategies import top_n
 
 
 def my_rule(view):
@@ -186,7 +186,7 @@ def my_rule(view):
 # %% tags=["solution"]
 import torch
 
-from smkit.strategies import top_n
+from smkit.core.strategies import top_n
 
 
 def my_rule(view):
@@ -207,7 +207,7 @@ def check_unmasking_rule(rule, model, task, n, seed=0, random_result=None, refer
     """Register `rule`, decode n held-out puzzles with it (one cell per step) and pass when its Wilson interval
     lies entirely above random order's. When even `margin` does not beat random at this n (a solver trained too
     briefly, or n too small), no rule can be judged: say so instead of failing."""
-    from smkit.strategies import register
+    from smkit.core.strategies import register
     run = lambda strategy, **kw: tasks.evaluate(model, task, n=n, strategy=strategy, soft_mask=False, seed=seed, **kw)
     random_result = random_result or run("random")
     reference = reference or run("margin")

@@ -18,17 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ConfigError
+from ..core.errors import ConfigError, TaskError
 
 MASK = "[MASK]"
 SPLITS = ("train", "test")
 TEST_EVERY = 8                       # one puzzle in TEST_EVERY is held out for evaluation
 _SPLIT_TAGS = {"train": 0x7241494E, "test": 0x54455354}   # SeedSequence entropy of each split's seeds
 _TRIES_PER_EXAMPLE = 200             # draws allowed per example kept before the split is declared empty
-
-
-class TaskError(ConfigError):
-    """A task that cannot be built or used as asked; the message names the parameter and what is allowed."""
 
 
 def template(puzzle: str) -> list:
@@ -181,7 +177,7 @@ class Task(ABC):
         """The task's character tokenizer (`[UNK]` first, the alphabet in sorted order, `[MASK]` last), built
         by smkit's own char tokenizer builder from the fixed alphabet: identical in every run."""
         if self._tokenizer is None:
-            from ..data import Document, train_tokenizer
+            from ..io.data import Document, train_tokenizer
             self._tokenizer = train_tokenizer([Document(self.NAME, self.ALPHABET)], "char")
         return self._tokenizer
 

@@ -80,7 +80,7 @@ def evaluate(model, task: Task | str | None = None, n: int = 256, steps: int | N
     steps: decoding steps for the masked cells (default: one cell per step, `task.masked`); cells revealed
     per step = masked cells / steps. strategy, soft_mask and `decode_options` (temperature, k, threshold,
     lambda_schedule, ...) go to `smkit.generate`. batch_size: puzzles per generate call."""
-    from ..sampling import generate
+    from ..sampling.loop import generate
     from .registry import for_model, get
 
     task = for_model(model) if task is None else get(task) if isinstance(task, str) else task
@@ -102,7 +102,7 @@ def evaluate(model, task: Task | str | None = None, n: int = 256, steps: int | N
     t0 = time.perf_counter()
     bar = None
     if progress:
-        from ..progress import progress_bar
+        from ..core.progress import progress_bar
         bar = progress_bar(total=n, desc=f"evaluate {task.NAME}", unit="puzzle")
     for start in range(0, n, batch_size):
         chunk = examples[start:start + batch_size]

@@ -47,7 +47,7 @@ def for_model(model) -> Task:
     """The task (with its parameters) a model was trained on: a model from `smkit.train`, one loaded with
     `smkit.load_pretrained(path)`, or a checkpoint folder. TaskError for a model not trained on a task."""
     if isinstance(model, (str, Path)):
-        from ..checkpoint import read_manifest
+        from ..io.checkpoint import read_manifest
         meta = read_manifest(model)
         config = meta.get("train_config") or meta.get("trainer", {}).get("train_config")
         where = f"checkpoint {str(model)!r}"

@@ -11,7 +11,6 @@ import numpy as np
 
 from .base import Example, Task, check_int, mask_cells
 
-SIZE = 9
 DIGITS = "123456789"
 
 

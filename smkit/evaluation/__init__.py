@@ -1,0 +1,1 @@
+"""Measuring models and their samples: perplexities, MAUVE, the judge LM."""

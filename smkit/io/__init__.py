@@ -1,0 +1,1 @@
+"""Files: smkit checkpoint folders, Hugging Face folders and adapters, corpora and tokenizers."""

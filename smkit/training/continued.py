@@ -1,0 +1,95 @@
+"""Continued pretraining: start a run from a trained model's backbone and tokenizer (arXiv 2510.17206,
+section 5: the paper's SM results continue a trained binary MDLM with SM).
+
+`TrainConfig.init_from` names the base: a shipped model or a checkpoint folder. The run gets the base's
+backbone weights and tokenizer, a fresh optimizer and schedule, and the SM scalars at the configured init
+(`init_sm=True`: the base's). Every mismatch between the config and the base is an error before any compute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..io import checkpoint as ckpt
+from ..core.config import ConfigError
+from ..io.data import TOKENIZER_KINDS, tokenizer_to_json
+from ..tasks.registry import is_task_corpus
+from ..io.model_files import PRETRAINED, PRETRAINED_DIR, train_config_of
+
+# TrainConfig field -> where the base records it (its ModelConfig / BackboneConfig)
+_SHAPE_FIELDS = ("backbone", "hidden_size", "num_layers", "num_heads", "intermediate_size")
+
+
+@dataclass
+class Base:
+    """A loaded base model and its identity as recorded in the continuing run."""
+    model: "object"         # DiffusionLM
+    name_or_path: str
+    sha256: str             # checksum of the base's weights file (from its manifest)
+
+    def record(self) -> dict:
+        return {"name_or_path": self.name_or_path, "sha256": self.sha256}
+
+
+def _resolve(name_or_path) -> Path:
+    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
+        return PRETRAINED_DIR / name_or_path
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"init_from={str(name_or_path)!r}: neither a shipped model {PRETRAINED} nor an existing "
+                          f"checkpoint folder")
+    return path
+
+
+def load_base(cfg) -> Base:
+    """The base named by `cfg.init_from`, checked against `cfg` (a TrainConfig); raises ConfigError or
+    CheckpointError naming what differs."""
+    from ..models.denoiser import DiffusionLM
+    path = _resolve(cfg.init_from)
+    meta = ckpt.read_manifest(path)  # a folder that is not a checkpoint, or a corrupted one, fails here
+    if "adapter" in meta or meta.get("model", {}).get("backbone") is None:
+        raise ConfigError(f"init_from={cfg.init_from!r}: continued pretraining needs a whole smkit model with its "
+                          f"own backbone (not an adapter or a wrapped Hugging Face model)")
+    model = DiffusionLM.load_pretrained(path)
+    check_compatible(cfg, model, meta)
+    return Base(model, str(cfg.init_from), meta["files"]["model.safetensors"])
+
+
+def check_compatible(cfg, model, meta: dict) -> None:
+    bb = model.config.backbone
+    base_shape = {"backbone": bb.kind, "hidden_size": bb.hidden_size, "num_layers": bb.num_layers,
+                  "num_heads": bb.num_heads, "intermediate_size": bb.intermediate_size}
+    for name in _SHAPE_FIELDS:
+        if getattr(cfg, name) != base_shape[name]:
+            raise ConfigError(f"init_from={cfg.init_from!r}: {name}={getattr(cfg, name)!r} but the base has "
+                              f"{base_shape[name]!r}; the backbone shape must match the base's")
+    if cfg.seq_len != model.config.seq_len:
+        raise ConfigError(f"init_from={cfg.init_from!r}: seq_len={cfg.seq_len} but the base was built for "
+                          f"{model.config.seq_len}")
+    if model.tokenizer is None:
+        raise ConfigError(f"init_from={cfg.init_from!r}: the base has no tokenizer.json to continue with")
+    base_kind = (train_config_of(meta) or {}).get("tokenizer")
+    if cfg.tokenizer in TOKENIZER_KINDS:
+        if base_kind is not None and base_kind != cfg.tokenizer:
+            raise ConfigError(f"init_from={cfg.init_from!r}: tokenizer={cfg.tokenizer!r} but the base was trained "
+                              f"with a {base_kind!r} tokenizer; a continuation uses the base's tokenizer")
+    else:
+        from ..io.data import load_pretrained_tokenizer
+        given = load_pretrained_tokenizer(cfg.tokenizer, cfg.vocab_size)
+        if tokenizer_to_json(given) != tokenizer_to_json(model.tokenizer):
+            raise ConfigError(f"init_from={cfg.init_from!r}: tokenizer={cfg.tokenizer!r} differs from the base's "
+                              f"tokenizer; leave tokenizer at the base's kind to continue with it")
+    sized_here = cfg.tokenizer == "char" or is_task_corpus(cfg.corpus)  # these tokenizers size themselves
+    if not sized_here and cfg.vocab_size != model.config.vocab_size:
+        raise ConfigError(f"init_from={cfg.init_from!r}: vocab_size={cfg.vocab_size} but the base's vocabulary has "
+                          f"{model.config.vocab_size} ids")
+
+
+def start_from_base(model, base: Base, init_sm: bool) -> None:
+    """Copy the base's backbone (and with `init_sm`, its SM scalars) into the freshly built `model`."""
+    with torch.no_grad():
+        model.backbone.load_state_dict(base.model.backbone.state_dict(), strict=True)
+        if init_sm:
+            model.soft_mask.load_state_dict(base.model.soft_mask.state_dict(), strict=True)
