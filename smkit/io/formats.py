@@ -2,7 +2,9 @@
 
 `load_pretrained(name_or_path)` takes a shipped model's name or a path and tells the format apart:
 - an smkit checkpoint folder (`smkit.json`): a whole model ("model" or "hf" kind, `smkit.io.model_files`) or a
-  PEFT adapter over a base (`smkit.io.adapters`).
+  PEFT adapter over a base (`smkit.io.adapters`);
+- a Lightning `.ckpt` of the soft-masking paper's code, or a folder in MDLM's Hugging Face layout
+  (`smkit.io.paper_formats`: the DiT, read without running the file's code; `ema=` picks the weights).
 `save_pretrained(model, path)` writes an smkit folder: an adapter checkpoint for a model carrying an adapter, else a
 whole model. `DiffusionLM.save_pretrained` / `.load_pretrained` call these.
 """
@@ -16,12 +18,26 @@ from . import checkpoint as ckpt
 from ..models.denoiser import DiffusionLM
 from .adapters import load_adapter, save_adapter
 from .model_files import checkpoint_kind, checkpoint_path, load_model, model_kind, save_model
+from .paper_formats import load_paper_model, paper_format
 
 
-def load_pretrained(name_or_path: str | Path | None = None, trust_remote_code: bool = False):
+def load_pretrained(name_or_path: str | Path | None = None, trust_remote_code: bool = False, *,
+                    ema: bool | None = None, tokenizer=None):
     """A shipped model by name (None: the default, `smkit.DEFAULT_PRETRAINED`) or the model at a path, in eval
-    mode. `trust_remote_code` is passed on to Hugging Face only when True."""
+    mode. `trust_remote_code` is passed on to Hugging Face only when True.
+
+    For a paper-format file (a Lightning .ckpt, an MDLM Hugging Face folder): `ema` None takes its EMA weights when
+    it has them, True requires them, False takes the raw ones (`model.source` says which); `tokenizer` is a tokenizer
+    object or a local folder (GPT-2's for the paper's models; without one, ids decode only as ids). An smkit folder
+    holds one set of weights and its own tokenizer: `ema=True` and `tokenizer=` are errors there."""
     path = checkpoint_path(name_or_path)
+    if paper_format(path) is not None:
+        return load_paper_model(path, ema=ema, tokenizer=tokenizer)
+    if ema or tokenizer is not None:
+        given = "ema=True" if ema else "tokenizer="
+        raise ckpt.CheckpointError(f"{given} applies to the paper's formats (a Lightning .ckpt, an MDLM Hugging "
+                                   f"Face folder); {str(path)!r} is an smkit folder with one set of weights and its "
+                                   f"own tokenizer")
     meta = ckpt.read_manifest(path)
     if checkpoint_kind(meta) == "adapter":
         return load_adapter(path, trust_remote_code=trust_remote_code)

@@ -80,6 +80,8 @@ def save_model(model, path, dtype: torch.dtype = torch.float32, extra: dict | No
                 "backbone": model.backbone.config.to_dict(), "tied": tied, "soft_mask": model.soft_mask.values()}
         if model.train_config is not None:
             meta["train_config"] = model.train_config
+        if getattr(model, "source", None) is not None:
+            meta["source"] = model.source
         if kind == "hf":
             meta["backbone_class"] = type(model.backbone).__name__
             meta["hf_source"] = model.hf_source
@@ -120,6 +122,7 @@ def load_model(path, model_class, trust_remote_code: bool = False):
     model = model_class(ModelConfig.from_dict(meta["model"]), backbone, tokenizer)
     model.hf_source = meta.get("hf_source")
     model.train_config = train_config_of(meta)
+    model.source = meta.get("source")
     _load_weights(model, path, meta)
     return model.eval()
 

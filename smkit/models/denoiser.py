@@ -37,6 +37,7 @@ class DiffusionLM(nn.Module):
         self.adapter: dict | None = None   # the PEFT adapter spec once `smkit.io.adapters.add_adapter` added one
         self.hf_source: dict | None = None  # how `smkit.from_hf` built this model (to rebuild its base)
         self.train_config: dict | None = None  # the TrainConfig (as a dict) `smkit.train` trained it with, saved along
+        self.source: dict | None = None   # the file a converted model came from and which of its weights (smkit.io.paper_formats)
         if tokenizer is not None and config.backbone is not None:
             check_tokenizer(tokenizer, config.vocab_size, self.mask_id)
 
