@@ -1,0 +1,86 @@
+"""study/solver_eval.py (the sudoku solver's report card) and the solver's training configs: candidate counts
+agree with a cell-by-cell count, the board reader inverts the task's text, the twins differ only in SM, and the
+gate and table commands run on the shipped SM solver."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from smkit import tasks
+from smkit.tasks.base import encode
+from smkit.tasks.sudoku import random_grid
+from smkit.training.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_study():
+    spec = importlib.util.spec_from_file_location("study_solver_eval", ROOT / "study" / "solver_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def counted(grid, cell):
+    """Digits absent from the row, column and box of `cell` in a 9x9 list (0 = blank), one cell at a time."""
+    r, c = divmod(cell, 9)
+    seen = {grid[r * 9 + j] for j in range(9)} | {grid[i * 9 + c] for i in range(9)}
+    br, bc = r // 3 * 3, c // 3 * 3
+    seen |= {grid[(br + i) * 9 + bc + j] for i in range(3) for j in range(3)}
+    return len(set(range(1, 10)) - seen)
+
+
+def test_candidates_match_a_cell_by_cell_count():
+    ev = load_study()
+    rng = np.random.default_rng(3)
+    boards = []
+    for blanks in (1, 9, 40, 81):
+        grid = random_grid(rng)
+        for cell in rng.choice(81, size=blanks, replace=False):
+            grid[int(cell)] = 0
+        boards.append(grid)
+    got = ev.candidates(np.array(boards))
+    for b, grid in enumerate(boards):
+        for cell in range(81):
+            if grid[cell] == 0:
+                assert got[b, cell] == counted(grid, cell), (b, cell)
+    one_blank = boards[0]
+    assert got[0, one_blank.index(0)] == 1          # a full grid less one cell: the rules force it
+    assert (got[3] == 9).all()                      # an empty board: every digit is a candidate
+
+
+def test_board_digits_reads_the_task_text_back():
+    ev = load_study()
+    task = tasks.get("sudoku", givens=72)
+    example = task.generate(2, seed=5)[0]
+    tokenizer = task.tokenizer()
+    mask_id = tokenizer.convert_tokens_to_ids("[MASK]")
+    digits = ev.board_digits(encode(task, [example.answer]).numpy(), tokenizer, mask_id)[0]
+    assert "".join(map(str, digits)) == example.answer.replace("\n", "")
+
+
+def test_the_twins_are_valid_configs_that_differ_only_in_soft_mask():
+    configs = {n: yaml.safe_load((ROOT / "configs" / "tasks" / f"sudoku-{n}.yaml").read_text())
+               for n in ("base", "sm-twin", "binary-twin")}
+    for values in configs.values():
+        TrainConfig.from_dict(dict(values)).validate()
+    sm, binary = configs["sm-twin"], configs["binary-twin"]
+    assert {k for k in sm if sm[k] != binary[k]} == {"soft_mask", "out_dir"}
+    assert sm["soft_mask"] and not binary["soft_mask"] and not configs["base"]["soft_mask"]
+    assert sm["init_from"] == configs["base"]["out_dir"] + "/model"
+
+
+def test_gate_and_table_run_on_the_shipped_sm_solver(tmp_path):
+    ev = load_study()
+    ev.main(["gate", "sudoku-sm", "--n", "3", "--out", str(tmp_path / "gate.json")])
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    assert gate["blanks_seen"] == sum(v["count"] for v in gate["by_candidates"].values()) > 0
+    ev.main(["table", "sudoku-sm", "--n", "3", "--cells", "4", "--strategies", "margin",
+             "--out", str(tmp_path / "table.json")])
+    rows = json.loads((tmp_path / "table.json").read_text())["rows"]
+    assert [(r["soft_mask"], r["steps"], r["n"]) for r in rows] == [(True, 3, 3), (False, 3, 3)]
+    assert all(0 <= r["ci_low"] <= r["share"] <= r["ci_high"] <= 1 for r in rows)
