@@ -33,8 +33,22 @@ RULES = ("random", "margin", "confidence")
 
 
 def load(name: str):
+    """A shipped model, a model folder, or a snapshot of configs/tasks/solver.sh (a checkpoint without its
+    optimizer state: its manifest still lists optimizer.safetensors, so it loads from a copy that does not)."""
     import smkit
-    return smkit.load_pretrained(name)
+    path = Path(name)
+    manifest = path / "smkit.json"
+    if not (manifest.is_file() and path.parent.name == "snapshots"):
+        return smkit.load_pretrained(name)
+    import shutil
+    import tempfile
+    meta = json.loads(manifest.read_text())
+    meta["files"] = {f: digest for f, digest in meta["files"].items() if (path / f).is_file()}
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copytree(path, copy)
+        (copy / "smkit.json").write_text(json.dumps(meta))
+        return smkit.load_pretrained(copy)
 
 
 def has_sm(model) -> bool:
