@@ -30,6 +30,7 @@ ATTENTION_TARGETS = (
     ("q_proj", "k_proj", "v_proj", "o_proj"),                  # Llama, Qwen2, Mistral, Dream, ...
     ("query", "key", "value", "attention.output.dense"),        # BERT, RoBERTa
     ("attn.Wqkv", "attn.Wo"),                                   # ModernBERT (fused q, k, v)
+    ("attn_qkv", "attn_out"),                                    # smkit's DiT (fused q, k, v)
 )
 
 
