@@ -83,8 +83,14 @@ def load_paper_model(path, *, ema: bool | None = None, tokenizer=None) -> Diffus
     elif kind == MDLM_HF:
         found = read_mdlm_folder(path, ema=ema)
     else:
+        found_type = ""
+        if (path / "config.json").is_file():
+            try:
+                found_type = f" (its config.json says model_type {json.loads((path / 'config.json').read_text()).get('model_type')!r})"
+            except (OSError, json.JSONDecodeError, AttributeError):
+                found_type = " (its config.json cannot be read)"
         raise CheckpointError(f"path={str(path)!r} is neither a Lightning .ckpt nor a folder in MDLM's Hugging Face "
-                              f"layout (config.json with model_type 'mdlm')")
+                              f"layout (config.json with model_type 'mdlm'){found_type}")
     tok = None if tokenizer is None else paper_tokenizer(tokenizer, found.dit.vocab_size)
     return build_model(found, tok)
 
@@ -434,11 +440,7 @@ def _backend(tokenizer):
         if (folder / "tokenizer.json").is_file():
             return Tokenizer.from_file(str(folder / "tokenizer.json"))
         if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-            from transformers import GPT2TokenizerFast
-
-            slow_files = GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"),
-                                           merges_file=str(folder / "merges.txt"))
-            return Tokenizer.from_str(slow_files.backend_tokenizer.to_str())
+            return _gpt2_from_files(folder)
         raise DataError(f"tokenizer={str(tokenizer)!r}: not a folder holding tokenizer.json or vocab.json + "
                         f"merges.txt (GPT-2's tokenizer files); nothing is downloaded")
     inner = getattr(tokenizer, "backend_tokenizer", tokenizer)
@@ -446,3 +448,22 @@ def _backend(tokenizer):
         raise DataError(f"tokenizer={type(tokenizer).__name__}: pass a Hugging Face fast tokenizer, a "
                         f"tokenizers.Tokenizer, or a local folder holding tokenizer.json (or vocab.json + merges.txt)")
     return Tokenizer.from_str(inner.to_str())
+
+
+def _gpt2_from_files(folder: Path):
+    """GPT-2's byte-level BPE from its vocab.json and merges.txt (what its tokenizer.json holds)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    try:
+        tok = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+    except Exception as err:   # the tokenizers library says what is wrong with the files
+        raise DataError(f"tokenizer={str(folder)!r}: vocab.json + merges.txt cannot be read as a BPE: {err}") from None
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok.decoder = decoders.ByteLevel()
+    if tok.token_to_id(_GPT2_END) is not None:
+        tok.add_special_tokens([_GPT2_END])     # already in the vocabulary: marked special, no new id
+    return tok
+
+
+_GPT2_END = "<|endoftext|>"
