@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results.json"
-sys.path.insert(0, str(ROOT / "study"))
+sys.path.insert(0, str(ROOT))  # the study package
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import format_value  # noqa: E402
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     if args.print:
         print(body)
         return
-    from report import refresh
+    from study.report import refresh
     refresh(ROOT / "README.md", {"bench": body})
     print("README.md: performance table refreshed")
 

@@ -12,7 +12,7 @@ import pandas as pd
 from safetensors import safe_open
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "study"))
+sys.path.insert(0, str(ROOT))  # the study package
 
 from smkit.io.model_files import PRETRAINED, PRETRAINED_DIR  # noqa: E402
 
@@ -54,6 +54,6 @@ if __name__ == "__main__":
     if "--print" in sys.argv:
         print(body)
     else:
-        from report import refresh
+        from study.report import refresh
         refresh(ROOT / "README.md", {"shipped": body})
         print("README.md: shipped-models table refreshed")

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "workshop.json"
 WORKSHOP = ROOT / "notebooks" / "workshop"
 DOCS = [ROOT / "notebooks" / "README.md", ROOT / "docs" / "workshop.md"]
-sys.path.insert(0, str(ROOT / "study"))
+sys.path.insert(0, str(ROOT))  # the study package
 
 
 def slowest_cell(executed: Path) -> tuple[str, float]:
@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     if args.print:
         print(body)
         return
-    from report import refresh
+    from study.report import refresh
     for doc in DOCS:
         refresh(doc, {"workshop-timings": body})
     print("refreshed:", ", ".join(str(d.relative_to(ROOT)) for d in DOCS))

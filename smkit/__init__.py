@@ -1,6 +1,8 @@
 """smkit: soft-masked diffusion language models, a notebook-centric research toolkit."""
 from .core.errors import (AdapterError, CheckpointError, ConfigError, DataError, DenoiserError, JudgeError,
-                          ParameterError, SmkitError, TaskError, TraceError)
+                          ParameterError, SmkitError, TaskError, TraceError, UnsafePickleError)
+from .core.notices import SamplingWarning, SmkitWarning, TrainingWarning
+from .core.soft_mask_params import SoftMaskParams
 from .core.softmask import SoftMask, entropy_from_logits, soft_mask_embeddings, soft_mask_lambda
 from .models.denoiser import DiffusionLM
 from .models.config import ModelConfig
@@ -18,9 +20,9 @@ from .core.hooks import add_hooks
 
 __version__ = "0.1.0"
 
-__all__ = ["PRETRAINED", "DEFAULT_PRETRAINED", "SoftMask", "soft_mask_lambda", "soft_mask_embeddings", "entropy_from_logits", "DiffusionLM",
+__all__ = ["SoftMaskParams", "SmkitWarning", "SamplingWarning", "TrainingWarning", "PRETRAINED", "DEFAULT_PRETRAINED", "SoftMask", "soft_mask_lambda", "soft_mask_embeddings", "entropy_from_logits", "DiffusionLM",
            "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "Generation",
            "SamplingConfig", "Plan", "generate", "iter_steps", "Steps", "hooks", "add_hooks", "from_hf", "add_adapter", "save_adapter", "load_adapter",
            "FinetuneConfig", "finetune", "save_pretrained",
            "SmkitError", "ConfigError", "DataError", "CheckpointError", "DenoiserError", "AdapterError", "TaskError",
-           "TraceError", "ParameterError", "JudgeError"]
+           "TraceError", "ParameterError", "JudgeError", "UnsafePickleError"]

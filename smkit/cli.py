@@ -63,12 +63,26 @@ def _task_param(text: str) -> tuple:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _sm_value(text: str) -> tuple:
+    from .core.soft_mask_params import FIELDS
+    key, eq, value = text.partition("=")
+    if not eq or key not in FIELDS:
+        raise argparse.ArgumentTypeError(f"--sm {text!r}: give KEY=VALUE with KEY one of {list(FIELDS)}")
+    try:
+        return key, int(value) if key == "k" else float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sm {text!r}: {key} must be a number") from None
+
+
 def _cmd_train(args) -> int:
     from .training.train import TrainConfig, train
     values = load_file(args.config) if args.config else {}
     pairs = dict(vars(args).pop("task_param", None) or [])
     if pairs:  # --task-param KEY=VALUE flags win over the config file's task_params, key by key
         values["task_params"] = {**(values.get("task_params") or {}), **pairs}
+    sm = dict(vars(args).pop("sm", None) or [])
+    if sm:  # --sm KEY=VALUE likewise over the file's sm
+        values["sm"] = {**(values.get("sm") or {}), **sm}
     values.update({k: v for k, v in vars(args).items()
                    if k not in ("config", "func", "command", "dry_run", "dry_run_processes")})
     if args.dry_run:
@@ -103,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="KEY=VALUE", help="with --corpus task:NAME: one task parameter (repeatable), e.g. "
                                              "--task-param givens=35; values are read as integers, floats or "
                                              "true/false, else text (TrainConfig.task_params)")
+    p.add_argument("--sm", dest="sm", action="append", type=_sm_value, default=argparse.SUPPRESS,
+                   metavar="KEY=VALUE", help="one soft-masking value to start from (repeatable): k, scale, centre or "
+                                             "steepness, e.g. --sm scale=0.1; with --init-from the others stay the "
+                                             "base's (TrainConfig.sm)")
     p.set_defaults(func=_cmd_train)
     for register in _EXTRA_COMMANDS:
         register(sub)
@@ -116,20 +134,21 @@ def _cmd_sample(args) -> int:
     from .io.formats import load_pretrained
     from .sampling.loop import SamplingConfig, generate
 
-    opts = {k: v for k, v in vars(args).items() if k not in ("func", "command", "model", "out", "trace_file")}
+    opts = {k: v for k, v in vars(args).items()
+            if k not in ("func", "command", "model", "out", "trace_file", "ema", "tokenizer")}
     trace_file = args.trace_file
     if trace_file is None:
         trace_file = str(Path(args.out).with_suffix("")) + ".trace.safetensors"
     elif trace_file.lower() in ("none", ""):
         trace_file = None
-    model = load_pretrained(args.model)
+    _check_outputs(args.out, trace_file)
+    model = load_pretrained(args.model, **_model_options(args))
     if opts.get("infill") is not None and "length" not in opts:
         opts["length"] = _infill_length(model, opts.get("prompt"), opts["infill"])
     cfg = SamplingConfig(**opts)
     g = generate(model, **{k: v for k, v in vars(cfg).items() if k not in ("device",)},
                  device=cfg.device, trace=trace_file is not None, progress=True)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     completions = g.completions or [None] * len(g.tokens)
     with out.open("w", encoding="utf-8") as f:
         for i, row in enumerate(g.tokens.tolist()):
@@ -140,6 +159,19 @@ def _cmd_sample(args) -> int:
     print(f"{len(g.tokens)} samples, {g.nfe} forward passes, {g.wall_time:.2f}s; texts in {out}"
           + (f", trace in {trace_file}" if trace_file else ""))
     return 0
+
+
+def _check_outputs(out: str, trace_file: str | None) -> None:
+    """Before loading or decoding anything: both files can be written, and they are two different files."""
+    from pathlib import Path
+
+    from .io.outputs import writable_file
+    writable_file(out, "--out")
+    if trace_file is not None:
+        if Path(trace_file).absolute() == Path(out).absolute():
+            raise ConfigError(f"--trace-file={trace_file!r} is the --out file too; give the trace another name "
+                              f"(or 'none')")
+        writable_file(trace_file, "--trace-file")
 
 
 def _infill_length(model, prompt, infill) -> int:
@@ -155,6 +187,7 @@ def _register_sample(sub) -> None:
                        description="Sample from a model with any unmasking rule, with or without soft-masking.")
     p.add_argument("--model", default=None, help="shipped model name or checkpoint folder (default: the shipped default)")
     p.add_argument("--out", default="samples.jsonl", help="JSONL file, one line per sample (default: samples.jsonl)")
+    _add_model_options(p)
     p.add_argument("--trace-file", dest="trace_file", default=None,
                    help="trace file (safetensors); default <out>.trace.safetensors; 'none' to skip tracing")
     add_dataclass_options(p, SamplingConfig)
@@ -168,17 +201,65 @@ def _register_run(sub) -> None:
     register(sub)
 
 
-_EXTRA_COMMANDS: list = [_register_sample, _register_run]
+def _add_model_options(p) -> None:
+    p.add_argument("--ema", type=_optional(_parse_bool), default=None, metavar="BOOL",
+                   help="a paper checkpoint's weights: true = EMA (an error without), false = raw; default: EMA when "
+                        "the file has it")
+    p.add_argument("--tokenizer", default=None, help="a paper-format model's tokenizer: a local folder holding "
+                   "tokenizer.json or vocab.json + merges.txt (GPT-2's for the paper's models); default: ids only")
+
+
+def _model_options(args) -> dict:
+    return {"ema": args.ema, "tokenizer": args.tokenizer}
+
+
+def _cmd_convert(args) -> int:
+    from .io.formats import load_pretrained, save_pretrained
+
+    model = load_pretrained(args.src, **_model_options(args))
+    out = save_pretrained(model, args.dst)
+    source = model.source or {}
+    print(f"converted {args.src} ({source.get('format', 'smkit folder')}, {source.get('weights', 'stored')} weights) "
+          f"to the smkit folder {out}")
+    return 0
+
+
+def _register_convert(sub) -> None:
+    p = sub.add_parser("convert", help="write a model file of another format as an smkit folder",
+                       description="Read SRC (a Lightning .ckpt of the soft-masking paper's code, a folder in MDLM's "
+                                   "Hugging Face layout, or an smkit folder) without running any code it holds, and "
+                                   "write it to DST as an smkit folder (safetensors), which loads fast afterwards.")
+    p.add_argument("src", help="the model file or folder to read")
+    p.add_argument("dst", help="the smkit folder to write (new, empty, or an smkit folder to replace)")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_convert)
+
+
+_EXTRA_COMMANDS: list = [_register_sample, _register_run, _register_convert]
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_left()
     except (ConfigError, ValueError) as err:
         print(f"smkit {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _reader_left() -> int:
+    """The reader of our output went away (`smkit ... | head`): stop quietly, as `cat` does, instead of printing
+    a traceback. stdout points at /dev/null from here on, so the interpreter's last flush cannot fail again."""
+    import os
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE: what a shell reports for a command stopped by a closed pipe
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Collect the study's training records and decode sweeps into docs/results/ (CSV, figures) and refresh the
 generated tables of docs/results.md (the blocks between `<!-- table:NAME -->` and `<!-- /table:NAME -->`).
 
-    python study/report.py [--runs runs/study]
+    python -m study.report [--runs runs/study]
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each (model, setting) is one notebook run into runs/study/decode/<model>/<setting>/ (executed notebook, CSV,
 summary JSON, figure); runs already finished are skipped, models not trained yet are skipped (run again later).
 
-    python study/run_decode.py [--samples 32] [--only sm-s0 binary-s0]
+    python -m study.run_decode [--samples 32] [--only sm-s0 binary-s0]
 """
 from __future__ import annotations
 

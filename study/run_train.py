@@ -1,6 +1,6 @@
 """Train every model of study/plan.yaml into runs/study/<variant>-s<seed>; finished models are skipped.
 
-    python study/run_train.py [--workers 2] [--only sm binary]
+    python -m study.run_train [--workers 2] [--only sm binary]
 """
 from __future__ import annotations
 

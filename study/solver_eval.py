@@ -1,9 +1,9 @@
 """The sudoku solver's report card (issue 22): solved share by unmasking rule, cells per step and SM, the gate's
 selectivity, and the curve of solved share against training updates.
 
-    python study/solver_eval.py table MODEL [MODEL ...] [--n 1000] [--givens 72] [--out FILE.json]
-    python study/solver_eval.py gate MODEL [--n 200] [--givens 72] [--out FILE.json]
-    python study/solver_eval.py curve RUN_DIR [RUN_DIR ...] [--n 300] [--givens 72] [--out FILE.csv]
+    python -m study.solver_eval table MODEL [MODEL ...] [--n 1000] [--givens 72] [--out FILE.json]
+    python -m study.solver_eval gate MODEL [--n 200] [--givens 72] [--out FILE.json]
+    python -m study.solver_eval curve RUN_DIR [RUN_DIR ...] [--n 300] [--givens 72] [--out FILE.csv]
 
 MODEL: a shipped name (sudoku-sm) or a model folder (runs/solver/sudoku-sm-twin/model). Every setting decodes
 the same n held-out puzzles (`smkit.tasks.evaluate`, the `test` split, never in a training stream) with the

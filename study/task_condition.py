@@ -1,11 +1,11 @@
 """Train with the givens fixed or masked? The small tasks (sort, add, dyck), both ways, three seeds each.
 
-    python study/task_condition.py run       # 18 tiny trainings and evaluations (a few CPU-minutes)
-    python study/task_condition.py report    # the table into docs/results.md (table:task-condition)
+    python -m study.task_condition run       # 18 tiny trainings and evaluations (a few CPU-minutes)
+    python -m study.task_condition report    # the table into docs/results.md (table:task-condition)
 
 Each run: a 2-layer, 64-wide binary denoiser trained for `--steps` updates with `task_condition` True (the given
 characters never masked nor scored) or False (every character maskable and scored); evaluated on 1000 held-out
-examples, margin order, one character per step. Sudoku's larger solvers are measured in study/tasks.py (the
+examples, margin order, one character per step. Sudoku's larger solvers are measured in study/tasks_study.py (the
 "binary, givens masked in training" decoding).
 """
 from __future__ import annotations
@@ -21,7 +21,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results" / "tasks" / "task-condition.csv"
 TASKS = {"sort": {"length": 5}, "add": {"digits": 2}, "dyck": {"length": 12}}
-sys.path.insert(0, str(ROOT / "study"))   # study/tasks.py (the paired and seed-level intervals), study/report.py
 
 
 def cmd_run(args) -> None:
@@ -54,7 +53,7 @@ def cmd_run(args) -> None:
 
 
 def table(frame: pd.DataFrame) -> str:
-    from tasks import paired_difference, seed_difference
+    from study.tasks_study import paired_difference, seed_difference
     lines = ["| task | givens fixed: solved (per seed) | givens masked: solved (per seed) | fixed - masked, paired "
              "(pooled puzzles) | fixed - masked, across seeds (t 95%) |", "|---|---|---|---|---|"]
     for task, g in frame.groupby("task", sort=False):
@@ -71,7 +70,7 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def cmd_report(args) -> None:
-    from report import refresh
+    from study.report import refresh
     refresh(ROOT / "docs" / "results.md", {"task-condition": table(pd.read_csv(OUT, dtype={"correct": str}))})
     print("wrote docs/results.md (task-condition)")
 

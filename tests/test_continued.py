@@ -1,5 +1,6 @@
-"""Continued pretraining (--init-from): weights and tokenizer from a base, fresh optimizer, SM scalars at their
-init or the base's, the base recorded, every mismatch an error before compute; bf16 resolution."""
+"""Continued pretraining (--init-from): weights and tokenizer from a base, fresh optimizer, the base's SM values
+unless the config sets some, the base and what was kept recorded, every mismatch an error before compute; bf16
+resolution."""
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from smkit.training.train import TrainConfig, Trainer
 def base_dir(tiny_train_kwargs, tmp_path_factory):
     out = tmp_path_factory.mktemp("base")
     smkit.train(TrainConfig(**{**tiny_train_kwargs, "out_dir": str(out), "steps": 4, "soft_mask": False,
-                               "sm_scale_init": 0.2}))
+                               "sm": {"scale": 0.2, "k": 2}}))
     return out / "model"
 
 
@@ -33,19 +34,41 @@ def test_continuation_starts_from_the_base_weights_with_a_fresh_optimizer(tiny_t
         assert torch.equal(a, b), n
     assert tr.model.tokenizer.get_vocab() == base.tokenizer.get_vocab()
     assert tr.step == 0 and not tr.optimizer.state  # fresh optimizer and schedule
-    assert tr.model.soft_mask.values()["scale"] == pytest.approx(0.0067)  # configured init, not the base's 0.2
+    base_sm = base.soft_mask.values()
+    assert tr.model.soft_mask.values() == base_sm and base_sm["k"] == 2  # the base's values, k included, bit for bit
     res = tr.run()
     assert res.history.step.iloc[-1] == 3 and res.history.forward_passes.iloc[-1] == 6
     digest = read_manifest(base_dir)["files"]["model.safetensors"]
     for folder in ("model", "last"):
         meta = read_manifest(tmp_path / folder)
         base_record = meta["base"] if folder == "model" else meta["trainer"]["base"]
-        assert base_record == {"name_or_path": str(base_dir), "sha256": digest}
+        assert base_record == {"name_or_path": str(base_dir), "sha256": digest,
+                               "sm_kept": ["k", "scale", "centre", "steepness"], "sm_set": {}}
 
 
-def test_init_sm_takes_the_base_scalars(tiny_train_kwargs, base_dir, tmp_path):
-    tr = Trainer(_cfg(tiny_train_kwargs, tmp_path, steps=1, init_from=str(base_dir), init_sm=True))
-    assert tr.model.soft_mask.values()["scale"] == pytest.approx(0.2, abs=1e-6)
+def test_the_config_sets_only_the_sm_values_it_names_and_says_so(tiny_train_kwargs, base_dir, tmp_path, capsys):
+    tr = Trainer(_cfg(tiny_train_kwargs, tmp_path, steps=1, init_from=str(base_dir), sm={"scale": 0.05}))
+    live, base = tr.model.soft_mask.values(), smkit.load_pretrained(base_dir).soft_mask.values()
+    assert live["scale"] == pytest.approx(0.05) and live["k"] == 2
+    assert (live["centre"], live["steepness"]) == (base["centre"], base["steepness"])
+    assert "SM kept: k=2, centre=" in capsys.readouterr().out and "SM set by the config: scale=0.05" in \
+        tr.base.start(tr.model, {"scale": 0.05})
+    assert tr.base_record()["sm_kept"] == ["k", "centre", "steepness"]
+
+
+def test_the_old_sm_keys_still_read_with_a_deprecation_message(tiny_train_kwargs, base_dir):
+    with pytest.warns(DeprecationWarning, match="sm_scale_init.*deprecated.*'scale': 0.3"):
+        cfg = TrainConfig.from_dict({**tiny_train_kwargs, "sm_scale_init": 0.3, "k": 2})
+    assert cfg.sm == {"scale": 0.3, "k": 2}
+    with pytest.warns(DeprecationWarning, match="init_sm"):
+        reset = TrainConfig.from_dict({**tiny_train_kwargs, "init_from": str(base_dir), "init_sm": False})
+    assert reset.sm == smkit.SoftMaskParams().to_dict()   # the old meaning: start from the defaults, not the base's
+
+
+def test_a_warmup_longer_than_the_run_is_shortened_and_said(tiny_train_kwargs, tmp_path):
+    with pytest.warns(smkit.TrainingWarning, match="warmup_steps=100 >= steps=20.*shortened to 2"):
+        cfg = _cfg({**tiny_train_kwargs, "warmup_steps": 100}, tmp_path, steps=20).validate()
+    assert cfg.warmup_steps == 2
 
 
 def test_continuation_resumes_exactly(tiny_train_kwargs, base_dir, tmp_path):
@@ -90,8 +113,8 @@ def test_a_folder_that_is_not_a_checkpoint_or_is_corrupted_is_refused(tiny_train
     weights.write_bytes(weights.read_bytes()[:-7])
     with pytest.raises(CheckpointError, match="fails its checksum"):
         smkit.train(_cfg(tiny_train_kwargs, tmp_path / "run", steps=1, init_from=str(broken)))
-    with pytest.raises(ConfigError, match="init_sm"):
-        smkit.train(_cfg(tiny_train_kwargs, tmp_path / "run", steps=1, init_sm=True))
+    with pytest.raises(ConfigError, match="sm.scale=2"):
+        smkit.train(_cfg(tiny_train_kwargs, tmp_path / "run", steps=1, sm={"scale": 2}))
     assert not (tmp_path / "run").exists()
 
 

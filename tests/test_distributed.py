@@ -48,14 +48,14 @@ def base(hamlet_file):
 
 SCENARIOS = {  # name: (extra fields, steps of the reference run)
     # the two-pass SM path on every update, gradients accumulated over micro-batches (2 per process, 4 in one)
-    "sm": dict(soft_mask=True, p_sm=1.0, steps=4, micro_batch_size=2, sm_scale_init=0.5, sm_centre_init=-3.0,
+    "sm": dict(soft_mask=True, p_sm=1.0, steps=4, micro_batch_size=2, sm={"scale": 0.5, "centre": -3.0},
                eval_every=2),
     # binary MDLM: the SM scalars get no gradient at all; interrupted after 3 updates and resumed to 5
     "binary": dict(soft_mask=False, steps=5, checkpoint_every=3),
     # SM on some updates only, with EMA
-    "mixed": dict(soft_mask=True, p_sm=0.5, steps=4, sm_scale_init=0.5, sm_centre_init=-3.0, ema=0.9, seed=3),
+    "mixed": dict(soft_mask=True, p_sm=0.5, steps=4, sm={"scale": 0.5, "centre": -3.0}, ema=0.9, seed=3),
     # continued pretraining: SM continuation of a trained binary base (init_from: the `continued_base` fixture)
-    "continued": dict(init_from="BASE", soft_mask=True, p_sm=1.0, steps=3, sm_scale_init=0.5, sm_centre_init=-3.0),
+    "continued": dict(init_from="BASE", soft_mask=True, p_sm=1.0, steps=3, sm={"scale": 0.5, "centre": -3.0}),
 }
 
 
@@ -135,8 +135,7 @@ def test_two_processes_make_the_updates_of_one(launched, reference, name):
         assert len(pairs) == want[column].notna().sum() > 0
         assert all(_close(a, b) for a, b in pairs), (column, list(got[column]), list(want[column]))
     # the SM scalars: how far they moved from their initial values
-    init = smkit.SoftMask(3, SCENARIOS[name].get("sm_scale_init", 0.0067),
-                          SCENARIOS[name].get("sm_centre_init", -0.75), 6.66).values()
+    init = smkit.SoftMask(**smkit.SoftMaskParams().overridden(SCENARIOS[name].get("sm")).to_dict()).values()
     final = read_manifest(runs / name / "model")["soft_mask"]
     ref_final = ref.model.soft_mask.values()
     for key in ("scale", "centre", "steepness"):

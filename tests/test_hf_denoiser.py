@@ -32,7 +32,7 @@ def _one_step(model, x, fixed=None):
 
 def _check_generation(model, tokenizer):
     prompt = "to be, or"
-    g = smkit.generate(model, prompt=prompt, length=20, steps=6, soft_mask=True, sm_scale=0.9, seed=3)
+    g = smkit.generate(model, prompt=prompt, length=20, steps=6, soft_mask=True, sm={"scale": 0.9}, seed=3)
     P = g.prompt_length
     assert P == len(prompt) and g.texts[0].startswith(prompt)
     assert (g.tokens[0, :P] == torch.tensor(tokenizer(prompt, add_special_tokens=False)["input_ids"])).all()
@@ -61,7 +61,7 @@ def test_masked_lm_trains_decodes_and_round_trips(kind, tmp_path):
     xm[:, 3::2] = model.mask_id
     assert torch.equal(loaded(xm), model.eval()(xm))
     assert loaded.mask_id == model.mask_id and loaded.soft_mask.values() == model.soft_mask.values()
-    again = smkit.generate(loaded, prompt="to be, or", length=20, steps=6, soft_mask=True, sm_scale=0.9, seed=3)
+    again = smkit.generate(loaded, prompt="to be, or", length=20, steps=6, soft_mask=True, sm={"scale": 0.9}, seed=3)
     assert torch.equal(again.tokens, g.tokens)
 
 

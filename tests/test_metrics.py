@@ -114,7 +114,7 @@ def test_text_metrics_reports_every_figure(judge):
 
 
 def test_judge_rejects_bad_input(judge, tmp_path):
-    with pytest.raises(TypeError, match="list of strings"):
+    with pytest.raises(smkit.SmkitError, match="list of strings"):
         judge.perplexity("one string")
     with pytest.raises(ValueError, match="max_length=1"):
         judge.perplexity(["a b c"], max_length=1)
@@ -141,9 +141,9 @@ def test_heldout_nats_per_char_is_the_bound_times_tokens_per_char(tiny_model, ha
 
 def test_soft_mask_effect_counts_changed_samples_and_first_pass_lambda(tiny_model):
     from smkit.evaluation.metrics import soft_mask_effect
-    shut = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm_scale=0.0)
+    shut = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm={"scale": 0.0})
     assert shut["mean_lambda"] == 0.0 and shut["changed"] == 0 and shut["texts_sm"] == shut["texts_binary"]
-    open_ = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm_scale=0.9, sm_centre=-50.0)
+    open_ = soft_mask_effect(tiny_model, num_samples=4, steps=8, seed=5, sm={"scale": 0.9, "centre": -50.0})
     assert open_["mean_lambda"] == pytest.approx(0.9, abs=1e-3)  # lambda = w_s where the gate is wide open
     assert open_["changed"] >= 1 and open_["steps"] == 8 and open_["length"] == tiny_model.config.seq_len
     assert open_["texts_binary"] == shut["texts_binary"]  # the binary decode does not depend on the gate

@@ -158,16 +158,19 @@ def test_tokenizer_vocabulary_mismatch(tiny_model, tmp_path):
         smkit.load_pretrained(path)
 
 
-@pytest.mark.parametrize("field, value", [("k", 0), ("seq_len", 1), ("schedule", "quadratic")])
-def test_model_config_errors(tiny_model, field, value):
+@pytest.mark.parametrize("field, value, words", [("sm", {"k": 0}, "sm.k=0"), ("seq_len", 1, "seq_len=1"),
+                                                  ("schedule", "quadratic", "schedule"),
+                                                  ("sm", {"scale": 1.5}, "sm.scale=1.5"),
+                                                  ("sm", {"temperature": 2}, "unknown soft-masking setting")])
+def test_model_config_errors(tiny_model, field, value, words):
     cfg = tiny_model.config
     kwargs = dict(vocab_size=cfg.vocab_size, seq_len=cfg.seq_len, backbone=cfg.backbone)
     kwargs[field] = value
-    with pytest.raises(ValueError, match=field if field != "schedule" else "schedule"):
+    with pytest.raises(smkit.ConfigError, match=words):
         smkit.ModelConfig(**kwargs).validate()
 
 
 def test_k_larger_than_vocabulary(tiny_model):
     cfg = tiny_model.config
-    with pytest.raises(ValueError, match="k="):
-        smkit.ModelConfig(vocab_size=cfg.vocab_size, k=cfg.vocab_size + 5).validate()
+    with pytest.raises(smkit.ConfigError, match=r"sm.k=.*the vocabulary without \[MASK\]"):
+        smkit.ModelConfig(vocab_size=cfg.vocab_size, sm={"k": cfg.vocab_size + 5}).validate()

@@ -29,7 +29,7 @@ def _gen(model, **kw):
 def test_sm_off_equals_sm_on_with_zero_scale(trained_lm, strategy):
     kw = dict(strategy=strategy, num_samples=3, seed=7, prompt="to be", steps=10)
     off = _gen(trained_lm, soft_mask=False, **kw)
-    zero = _gen(trained_lm, soft_mask=True, sm_scale=0.0, **kw)
+    zero = _gen(trained_lm, soft_mask=True, sm={"scale": 0.0}, **kw)
     assert torch.equal(off.tokens, zero.tokens)
     assert off.nfe == zero.nfe
 
@@ -51,7 +51,7 @@ def test_sm_input_is_built_from_the_previous_pass_at_still_masked_positions(trai
             seen[(kind, state.step)] = value.clone()
         return hook
     hooks = {"logits": keep("logp"), "mixture": keep("mix")}
-    it = smkit.iter_steps(trained_lm, length=24, steps=6, num_samples=2, seed=3, hooks=hooks, k=k, device="cpu")
+    it = smkit.iter_steps(trained_lm, length=24, steps=6, num_samples=2, seed=3, hooks=hooks, sm=None if k is None else {"k": k}, device="cpu")
     records = list(it)
     for step in range(1, len(records)):
         expected = trained_lm.soft_embeddings(records[step - 1].tokens, seen[("logp", step - 1)], k=k)
@@ -61,7 +61,7 @@ def test_sm_input_is_built_from_the_previous_pass_at_still_masked_positions(trai
 def test_sm_uses_k_and_w_overrides(trained_lm):
     base = _gen(trained_lm, seed=2, k_trace=3)
     lam_model = base.trace.lam
-    over = _gen(trained_lm, seed=2, k_trace=3, sm_scale=0.25)
+    over = _gen(trained_lm, seed=2, k_trace=3, sm={"scale": 0.25})
     masked = over.trace.masked[0]
     ratio = over.trace.lam[0][masked] / lam_model[0][masked]
     torch.testing.assert_close(ratio, torch.full_like(ratio, 0.5), rtol=1e-4, atol=1e-5)
@@ -230,7 +230,7 @@ def test_sample_does_not_depend_on_its_batch(trained_lm, strategy, kw):
 @pytest.mark.parametrize("schedule", ["none", "linear", "stepwise"])
 def test_lambda_is_zero_at_unmasked_positions_and_never_above_w_s(trained_lm, schedule):
     w_s = 0.8
-    g = _gen(trained_lm, sm_scale=w_s, lambda_schedule=schedule, num_samples=2, steps=12, prompt="to")
+    g = _gen(trained_lm, sm={"scale": w_s}, lambda_schedule=schedule, num_samples=2, steps=12, prompt="to")
     lam, masked = g.trace.lam, g.trace.masked
     assert (lam[~masked] == 0).all()
     assert (lam <= w_s + 1e-6).all() and (lam >= 0).all()
@@ -301,7 +301,7 @@ def test_train_mode_is_restored(lm):
 # ---------------------------------------------------------------- hooks
 
 def test_lambda_hook_clamps(trained_lm):
-    g = _gen(trained_lm, sm_scale=0.9, hooks={"lambda": lambda lam, s: lam.clamp(max=0.1)})
+    g = _gen(trained_lm, sm={"scale": 0.9}, hooks={"lambda": lambda lam, s: lam.clamp(max=0.1)})
     assert (g.trace.lam <= 0.1).all() and (g.trace.lam > 0).any()
 
 
@@ -371,8 +371,9 @@ BAD = [
     (dict(steps=0), "steps=0"),
     (dict(prompt="to be", length=5), "length=5.*prompt length"),
     (dict(strategy="greedy"), r"strategy='greedy'.*ancestral.*confidence.*remdm-loop"),
-    (dict(k=0), "k=0"),
-    (dict(k=10_000), "k=10000"),
+    (dict(sm={"k": 0}), "sm.k=0"),
+    (dict(sm={"k": 10_000}), "sm.k=10000"),
+    (dict(sm_scale=0.5), r"unknown sampling setting.*sm_scale.*sm=\{"),
     (dict(temperature=0.0), "temperature=0.0"),
     (dict(temperature=-1), "temperature=-1"),
     (dict(top_p=0.0), r"top_p=0.0.*\(0, 1\]"),
@@ -386,7 +387,7 @@ BAD = [
     (dict(length=64), "length=64"),
     (dict(lambda_schedule="cosine"), "lambda_schedule='cosine'"),
     (dict(top_k=0), "top_k=0"),
-    (dict(sm_scale=1.5), "sm_scale=1.5"),
+    (dict(sm={"scale": 1.5}), "sm.scale=1.5"),
     (dict(steps=2, block_length=4), "steps=2.*blocks"),
     (dict(prompt=[3, 10_000]), "prompt=.*10000"),
 ]
@@ -429,7 +430,7 @@ def test_unknown_setting(trained_lm):
 def test_the_public_step_loop_types(trained_lm):
     plan = smkit.SamplingConfig(length=24, steps=4, strategy="margin", k_trace=0).validate(trained_lm)
     assert isinstance(plan, smkit.Plan)
-    assert plan.sm_k == trained_lm.soft_mask.k and plan.top_width == max(plan.sm_k, 2)
+    assert plan.sm.k == trained_lm.soft_mask.k and plan.top_width == max(plan.sm.k, 2)
     it = smkit.iter_steps(trained_lm, length=24, steps=4)
     assert isinstance(it, smkit.Steps) and isinstance(it.plan, smkit.Plan)
     assert {"Steps", "Plan", "add_hooks"} <= set(smkit.__all__)

@@ -1,4 +1,4 @@
-"""The SM operator against METHOD.md section 2, computed densely in float64 as the reference."""
+"""The SM operator against docs/method.md section 2, computed densely in float64 as the reference."""
 import math
 
 import pytest
@@ -40,7 +40,7 @@ def test_embeddings_match_formula(seed, k):
 
 
 def test_lambda_matches_formula_and_anchor_values():
-    # METHOD.md: with w_s = 1, w_a = 6.66, w_b = -0.75: lambda ~ 0.99 at H = 0, 0.5 at H = 0.75, ~0 beyond 2 nats.
+    # docs/method.md: with scale = 1, w_a = 6.66, w_b = -0.75: lambda ~ 0.99 at H = 0, 0.5 at H = 0.75, ~0 beyond 2 nats.
     V = 200
     peaked = torch.full((V,), -1e9); peaked[3] = 0.0
     two = torch.full((V,), -1e9); two[:2] = 0.0

@@ -1,7 +1,6 @@
 """The reproduction study's plan and drivers cannot rot: every planned model is a valid training config, every
 planned decode a valid sweep, and the report can refresh every table block of docs/results.md."""
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(f"study_{name}", ROOT / "study" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A module of the study package (the repository root is on pytest's path: pyproject's `pythonpath`)."""
+    return importlib.import_module(f"study.{name}")
 
 
 @pytest.fixture(scope="module")

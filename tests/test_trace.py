@@ -111,5 +111,5 @@ def test_texts_at(gen, trained_lm):
 def test_trace_meta_records_settings(gen):
     meta = gen.trace.meta
     assert meta["config"]["strategy"] == "confidence" and meta["config"]["steps"] == 6
-    assert meta["prompt_length"] == 2 and meta["k"] == 3 and meta["sm_scale"] == pytest.approx(0.5)
+    assert meta["prompt_length"] == 2 and meta["sm"]["k"] == 3 and meta["sm"]["scale"] == pytest.approx(0.5)
     json.dumps(meta)

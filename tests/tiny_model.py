@@ -14,6 +14,6 @@ def tiny_char_model(text: str, seq_len: int, sm_centre: float, sm_scale: float =
     sm_centre near -ln(vocabulary) makes soft positions show in a decode."""
     torch.manual_seed(0)
     tok = train_tokenizer([Document("x", text)], "char")
-    cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=seq_len, sm_scale=sm_scale, sm_centre=sm_centre,
+    cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=seq_len, sm=smkit.SoftMaskParams(scale=sm_scale, centre=sm_centre),
                             backbone=BackboneConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64))
     return smkit.DiffusionLM(cfg, tokenizer=tok).eval()

@@ -248,7 +248,9 @@ def _meta(trace) -> dict:
 def trace_soft_mask(trace) -> dict | None:
     """The SM values a trace was decoded with (smkit's sampler records them in `trace.meta`)."""
     meta = _meta(trace)
-    if all(f"sm_{n}" in meta for n in ("scale", "centre", "steepness")):
+    if isinstance(meta.get("sm"), dict):
+        return {"k": meta["sm"].get("k"), **{n: float(meta["sm"][n]) for n in ("scale", "centre", "steepness")}}
+    if all(f"sm_{n}" in meta for n in ("scale", "centre", "steepness")):  # traces saved before smkit 0.2
         return {"k": meta.get("k"), "scale": float(meta["sm_scale"]), "centre": float(meta["sm_centre"]),
                 "steepness": float(meta["sm_steepness"])}
     return None

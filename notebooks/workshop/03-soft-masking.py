@@ -295,7 +295,7 @@ print(f"fill in: {changed} of {blanks} blanks differ between SM and binary; righ
       f"binary {right_blanks(filled[False])} (of {blanks})")
 if float(stats["fill in"][1].max()) < 1e-3:
     print(f"   the gate is shut when filling in too: the largest lambda was {float(stats['fill in'][1].max()):.3g}")
-forced = fill_in(True, sm_scale=1.0, sm_centre=-float(stats["fill in"][0].median()), sm_steepness=w_a)
+forced = fill_in(True, sm={"scale": 1.0, "centre": -float(stats["fill in"][0].median()), "steepness": w_a})
 print(f"gate forced open (not as trained): {sum(int((a.tokens != b.tokens).sum()) for a, b in zip(forced, filled[False]))} "
       f"of {blanks} blanks differ from binary; right blanks {right_blanks(forced)}")
 show = lambda ids: tok.decode(ids.tolist()).replace(tok.mask_token, "_")[:300]

@@ -29,6 +29,10 @@ class AdapterError(SmkitError):
     """A bad adapter option, or an adapter that does not fit its base."""
 
 
+class UnsafePickleError(CheckpointError):
+    """A pickle that would call code smkit does not allow; the load stopped before the call."""
+
+
 class TaskError(ConfigError):
     """A task that cannot be built or used as asked."""
 

@@ -21,9 +21,10 @@ import math
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .errors import ConfigError
 
-_EPS = 1e-6  # keeps steepness > 0 and centre < 0 strictly, as in the authors' parameterisation
+from .soft_mask_params import EPS, SoftMaskParams
+
+DEFAULT = SoftMaskParams()
 
 
 def entropy_from_log_probs(log_probs: torch.Tensor, finite: bool = False) -> torch.Tensor:
@@ -98,24 +99,19 @@ def _inv_softplus(y: float) -> float:
 
 class SoftMask(nn.Module):
     """Exactly three trainable scalars, kept in range by construction (arXiv 2510.17206, section 2):
-    scale = sigmoid(raw_scale) in [0, 1), steepness = softplus(raw) + 1e-6 > 0,
-    centre = -softplus(raw) - 1e-6 < 0. scale = 0 (raw = -inf) switches SM off exactly."""
+    scale = sigmoid(raw_scale) in [0, 1], steepness = softplus(raw) + 1e-6 > 0,
+    centre = -softplus(raw) - 1e-6 < 0. scale = 0 (raw = -inf) switches SM off exactly; scale = 1 is raw = +inf.
+    Defaults and bounds: `SoftMaskParams`."""
 
-    def __init__(self, k: int = 3, scale: float = 0.0067, centre: float = -0.75, steepness: float = 6.66):
+    def __init__(self, k: int = DEFAULT.k, scale: float = DEFAULT.scale, centre: float = DEFAULT.centre,
+                 steepness: float = DEFAULT.steepness):
         super().__init__()
-        if not (isinstance(k, int) and k >= 1):
-            raise ConfigError(f"k={k!r}: the number of top-k candidates must be an integer >= 1")
-        if not 0.0 <= scale < 1.0:
-            raise ConfigError(f"scale={scale!r}: w_s must lie in [0, 1)")
-        if not centre < -_EPS:
-            raise ConfigError(f"centre={centre!r}: w_b must be < -1e-6")
-        if not steepness > _EPS:
-            raise ConfigError(f"steepness={steepness!r}: w_a must be > 1e-6")
+        SoftMaskParams(k, scale, centre, steepness).validate("soft_mask")
         self.k = k
-        raw_s = -math.inf if scale == 0 else math.log(scale / (1 - scale))
+        raw_s = -math.inf if scale == 0 else math.inf if scale == 1 else math.log(scale / (1 - scale))
         self.raw_scale = nn.Parameter(torch.tensor(raw_s))
-        self.raw_centre = nn.Parameter(torch.tensor(_inv_softplus(-centre - _EPS)))
-        self.raw_steepness = nn.Parameter(torch.tensor(_inv_softplus(steepness - _EPS)))
+        self.raw_centre = nn.Parameter(torch.tensor(_inv_softplus(-centre - EPS)))
+        self.raw_steepness = nn.Parameter(torch.tensor(_inv_softplus(steepness - EPS)))
 
     @property
     def scale(self) -> torch.Tensor:
@@ -123,11 +119,15 @@ class SoftMask(nn.Module):
 
     @property
     def centre(self) -> torch.Tensor:
-        return -F.softplus(self.raw_centre) - _EPS
+        return -F.softplus(self.raw_centre) - EPS
 
     @property
     def steepness(self) -> torch.Tensor:
-        return F.softplus(self.raw_steepness) + _EPS
+        return F.softplus(self.raw_steepness) + EPS
+
+    def params(self) -> SoftMaskParams:
+        """The live values as a SoftMaskParams."""
+        return SoftMaskParams(**self.values())
 
     def values(self) -> dict:
         """The live scalars as floats: {'scale', 'centre', 'steepness', 'k'}."""

@@ -35,18 +35,19 @@ from .errors import ConfigError
 STRATEGIES: dict[str, Callable] = {}
 
 
-def register(name: str, remasks: bool = False, stochastic: bool = False, top_probs: int = 2,
+def register(name: str, remasks: bool = False, stochastic: bool = False, top_probs: int = 2, paced: bool = False,
              entropy: bool = True):
     """Add a rule `fn(view) -> (reveal, remask)` to `STRATEGIES`. `remasks`: it may remask decoded tokens;
     `stochastic`: it reads `view.uniform` (the sampler draws uniforms only for such rules). `top_probs`: how
     many of the most likely tokens' probabilities it reads per position (0: none), `entropy`: whether it
-    reads `view.entropy`. The sampler computes what a rule reads whatever else is on (soft-masking, trace,
+    reads `view.entropy`. `paced`: it reveals at least one position per step while any is left and never
+    remasks, so a block of c masked positions is done after c steps (the sampler then plans no more). The sampler computes what a rule reads whatever else is on (soft-masking, trace,
     hooks); the defaults give a rule both, the built-in rules ask for only what they read."""
     if not isinstance(top_probs, int) or isinstance(top_probs, bool) or top_probs < 0:
         raise ConfigError(f"top_probs={top_probs!r}: how many top probabilities the rule reads, an integer >= 0")
 
     def deco(fn):
-        fn.strategy_name, fn.remasks, fn.stochastic = name, remasks, stochastic
+        fn.strategy_name, fn.remasks, fn.stochastic, fn.paced = name, remasks, stochastic, bool(paced)
         fn.top_probs_read, fn.reads_entropy = top_probs, bool(entropy)
         STRATEGIES[name] = fn
         return fn
@@ -113,13 +114,14 @@ def ancestral(view: StepView):
     return view.candidates & (view.uniform < p), _none(view)
 
 
-register("random", stochastic=True, top_probs=0, entropy=False)(_top_n_rule(lambda v: v.uniform))
-register("confidence", top_probs=1, entropy=False)(_top_n_rule(lambda v: v.top_probs[..., 0]))
-register("margin", top_probs=2, entropy=False)(_top_n_rule(lambda v: v.top_probs[..., 0] - v.top_probs[..., 1]))
-register("entropy", top_probs=0)(_top_n_rule(lambda v: -v.entropy))
+register("random", stochastic=True, top_probs=0, entropy=False, paced=True)(_top_n_rule(lambda v: v.uniform))
+register("confidence", top_probs=1, entropy=False, paced=True)(_top_n_rule(lambda v: v.top_probs[..., 0]))
+register("margin", top_probs=2, entropy=False, paced=True)(
+    _top_n_rule(lambda v: v.top_probs[..., 0] - v.top_probs[..., 1]))
+register("entropy", top_probs=0, paced=True)(_top_n_rule(lambda v: -v.entropy))
 
 
-@register("threshold", top_probs=1, entropy=False)
+@register("threshold", top_probs=1, entropy=False, paced=True)
 def threshold(view: StepView):
     """Reveal every masked position with p1 > threshold; at least one per step, all on the block's last step."""
     p1 = view.top_probs[..., 0]

@@ -154,7 +154,7 @@ def save_adapter(model: DiffusionLM, path, extra: dict | None = None, extra_file
             model.tokenizer.save_pretrained(str(tmp))
         if extra_files is not None:
             extra_files(tmp)
-        return {"adapter": model.adapter, "model": replace(model.config, k=model.soft_mask.k).to_dict(),
+        return {"adapter": model.adapter, "model": replace(model.config, sm=model.soft_mask.params()).to_dict(),
                 "soft_mask": model.soft_mask.values(), "base": model.hf_source, **(extra or {})}
     return ckpt.write_checkpoint(path, fill)
 
@@ -185,7 +185,7 @@ def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=
             tokenizer = load_hf_tokenizer(path, trust_remote_code)
         model = from_hf(base, tokenizer, mask_id=cfg.mask_id, add_mask_token=bool(source.get("add_mask_token")),
                         shift_logits=cfg.shift_logits, bidirectional=bool(source.get("bidirectional")),
-                        trust_remote_code=trust_remote_code, seq_len=cfg.seq_len, dtype=dtype, k=cfg.k,
+                        trust_remote_code=trust_remote_code, seq_len=cfg.seq_len, dtype=dtype, sm=cfg.sm,
                         schedule=cfg.schedule)
         model.hf_source = {**source, "path": str(Path(base).resolve()) if isinstance(base, (str, Path)) else None}
     _check_base(path, model, cfg, source)
@@ -198,7 +198,7 @@ def load_adapter(path, base=None, *, trust_remote_code: bool = False, tokenizer=
                                    f"{sorted(expected - set(weights))[:5]}, unexpected {sorted(set(weights) - expected)[:5]}")
     set_peft_model_state_dict(model.backbone, weights, adapter_name=ADAPTER_NAME)
     sm = {k[len("soft_mask."):]: v for k, v in tensors.items() if k.startswith("soft_mask.")}
-    model.soft_mask.k = cfg.k
+    model.soft_mask.k = cfg.sm.k
     model.soft_mask.load_state_dict(sm, strict=True)
     return model.eval()
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..core.config import is_int
+from ..core.soft_mask_params import SoftMaskParams
 from ..core.tokens import MASK_TOKEN
 from .hf_load import DenoiserError, has_tokenizer, input_embedding, load_backbone
 from ..models.denoiser import DiffusionLM, ModelConfig, backbone_logits
@@ -22,8 +23,7 @@ from ..models.denoiser import DiffusionLM, ModelConfig, backbone_logits
 
 def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token: bool = False,
             shift_logits: bool = False, bidirectional: bool = False, trust_remote_code: bool = False,
-            seq_len: int | None = None, dtype=None, k: int = 3, sm_scale: float = 0.0067, sm_centre: float = -0.75,
-            sm_steepness: float = 6.66, schedule: str = "loglinear") -> DiffusionLM:
+            seq_len: int | None = None, dtype=None, sm=None, schedule: str = "loglinear") -> DiffusionLM:
     """Wrap a Hugging Face model as a `DiffusionLM` usable by `loss`, `smkit.generate` and `smkit.finetune`.
 
     model: a local directory (config.json + weights; a masked LM, or any model whose forward takes
@@ -35,7 +35,8 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
     `config.is_causal = False` (transformers decoders such as Llama and Qwen2 then attend both ways).
     trust_remote_code: run code shipped in the directory; passed to transformers only when True.
     seq_len: longest sequence (default: the config's max_position_embeddings). dtype: load weights in this
-    dtype. k, sm_scale, sm_centre, sm_steepness: the SoftMask's initial values; schedule: the noise schedule.
+    dtype. sm: the SoftMask's initial values (a dict with some of k, scale, centre, steepness, or a
+    `SoftMaskParams`; the rest default); schedule: the noise schedule.
     """
     for name, value in (("add_mask_token", add_mask_token), ("shift_logits", shift_logits),
                         ("bidirectional", bidirectional), ("trust_remote_code", trust_remote_code)):
@@ -69,9 +70,8 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
             raise DenoiserError("bidirectional=True: the model has no `config` whose is_causal could be turned off")
         config.is_causal = False
     _probe(backbone, embedding, rows, bidirectional)
-    cfg = ModelConfig(vocab_size=rows, seq_len=seq_len, backbone=None, k=k, sm_scale=sm_scale, sm_centre=sm_centre,
-                      sm_steepness=sm_steepness, schedule=schedule, mask_id=mask_id, n_tokens=n_tokens,
-                      shift_logits=shift_logits)
+    cfg = ModelConfig(vocab_size=rows, seq_len=seq_len, backbone=None, sm=SoftMaskParams.from_value(sm),
+                      schedule=schedule, mask_id=mask_id, n_tokens=n_tokens, shift_logits=shift_logits)
     wrapped = DiffusionLM(cfg, backbone, tokenizer)
     source.update(base_identity(backbone))
     wrapped.hf_source = source

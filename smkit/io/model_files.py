@@ -76,7 +76,7 @@ def save_model(model, path, dtype: torch.dtype = torch.float32, extra: dict | No
             model.tokenizer.save_pretrained(str(tmp))
         if extra_files is not None:
             extra_files(tmp)
-        meta = {"model": replace(model.config, k=model.soft_mask.k).to_dict(),
+        meta = {"model": replace(model.config, sm=model.soft_mask.params()).to_dict(),
                 "backbone": model.backbone.config.to_dict(), "tied": tied, "soft_mask": model.soft_mask.values()}
         if model.train_config is not None:
             meta["train_config"] = model.train_config

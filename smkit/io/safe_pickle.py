@@ -28,11 +28,7 @@ from typing import Any
 
 import torch
 
-from ..core.errors import CheckpointError, SmkitError
-
-
-class UnsafePickleError(SmkitError):
-    """A pickle that would call code smkit does not allow; the load stopped before the call."""
+from ..core.errors import CheckpointError, SmkitError, UnsafePickleError  # noqa: F401  (raised here)
 
 
 # packages whose pickled objects are data to smkit: calls into them (REDUCE) become inert placeholders

@@ -31,7 +31,7 @@ class DiffusionLM(nn.Module):
                              "(or use smkit.from_hf)")
         self.backbone = backbone if backbone is not None else build_from_hf_config(
             hf_config(config.backbone, config.vocab_size, config.seq_len).to_dict())
-        self.soft_mask = SoftMask(config.k, config.sm_scale, config.sm_centre, config.sm_steepness)
+        self.soft_mask = SoftMask(**config.sm.to_dict())
         self.mask_id = config.vocab_size - 1 if config.mask_id is None else config.mask_id
         self.tokenizer = tokenizer
         self.adapter: dict | None = None   # the PEFT adapter spec once `smkit.io.adapters.add_adapter` added one

@@ -13,9 +13,12 @@ from typing import Optional
 import torch
 
 from ..core.config import ConfigError, is_int, is_number
+from ..core.notices import SamplingWarning, notify
+from ..core.soft_mask_params import SoftMaskParams
 from ..core.strategies import STRATEGIES
 
 LAMBDA_SCHEDULES = ("none", "linear", "stepwise")
+DEFAULT_LENGTH = 128   # tokens per sample when neither length nor an infill template says
 REMDM_ETA = {"remdm-cap": 0.008, "remdm-rescale": 0.015, "remdm-conf": 0.0, "remdm-loop": 0.02}
 
 
@@ -25,7 +28,7 @@ class SamplingConfig:
     prompt: Optional[str] = None           # prefix text (or a list of token ids); kept fixed
     infill: Optional[str] = None           # template after the prompt; each [MASK] (the tokenizer's mask token) is generated, the rest kept; token ids with mask_id also accepted; a list of texts or id lists (or a 2-D id tensor): one template per sample (same token count)
     num_samples: int = 1                   # samples decoded together
-    length: int = 128                      # tokens per sample, prompt included (at most the model's seq_len)
+    length: Optional[int] = None           # tokens per sample, prompt included (at most the model's seq_len); None: prompt + infill template, else min(128, seq_len)
     steps: int = 32                        # denoising steps (forward passes at most; +1 for noise removal)
     strategy: str = "confidence"           # unmasking rule: one of smkit.STRATEGIES
     soft_mask: bool = True                 # feed still-masked positions soft-masked inputs from the previous pass
@@ -34,11 +37,8 @@ class SamplingConfig:
     temperature: float = 1.0               # sampling temperature (> 0)
     top_k: Optional[int] = None            # sample among the top_k tokens only (SM untouched)
     top_p: Optional[float] = None          # nucleus mass in (0, 1] for sampling (SM untouched)
-    k: Optional[int] = None                # SM top-k candidates (default: the model's)
+    sm: Optional[dict] = None              # override some SM values: {"k", "scale", "centre", "steepness"} (default: the model's)
     lambda_schedule: str = "none"          # none | linear (w_s x fraction masked) | stepwise (w_s while > half masked)
-    sm_scale: Optional[float] = None       # override w_s in [0, 1] (default: the model's)
-    sm_centre: Optional[float] = None      # override w_b (default: the model's)
-    sm_steepness: Optional[float] = None   # override w_a > 0 (default: the model's)
     block_length: Optional[int] = None     # semi-autoregressive blocks over the generated span
     threshold: float = 0.9                 # strategy threshold: reveal where max prob > threshold, in (0, 1]
     eta: Optional[float] = None            # ReMDM eta in [0, 1] (default 0.008 cap, 0.015 rescale, 0.02 loop)
@@ -62,11 +62,9 @@ class Plan:
     fixed: torch.Tensor      # bool, shaped like init: prompt / template tokens, never changed
     prompt_length: int
     blocks: list             # (start, end, steps) of each semi-autoregressive block
-    sm_k: int                # SM candidates per masked position (the model's k unless config.k)
+    length: int              # tokens per sample, prompt included (config.length, or its default resolved)
+    sm: SoftMaskParams       # the SM values this call uses: the model's, with config.sm's overrides
     top_width: int           # most likely tokens a step ranks per position: for SM, the trace and the rule
-    scale: float             # w_s, w_b, w_a of the SM lambda (the model's unless overridden)
-    centre: float
-    steepness: float
     eta: float               # ReMDM remasking strength (the strategy's default unless config.eta)
     device: torch.device
 
@@ -78,14 +76,14 @@ def make_plan(cfg: SamplingConfig, model) -> Plan:
     vocab = model.config.vocab_size
     _check_model(model)
     _check_settings(cfg, vocab)
-    sm_k, (scale, centre, steepness) = _soft_mask_values(cfg, model)
+    sm = model.soft_mask.params().overridden(cfg.sm).validate("sm", vocab)
     eta = _remdm_eta(cfg)
     init, fixed, prompt_length = _layout(cfg, model)
-    blocks = _blocks(cfg, prompt_length)
-    top_width = max(sm_k if cfg.soft_mask else 0, cfg.k_trace, STRATEGIES[cfg.strategy].top_probs_read, 1)
+    length = init.shape[-1]
+    blocks = _paced(_blocks(cfg, prompt_length, length), fixed, cfg)
+    top_width = max(sm.k if cfg.soft_mask else 0, cfg.k_trace, STRATEGIES[cfg.strategy].top_probs_read, 1)
     device = torch.device(cfg.device) if cfg.device is not None else model.device
-    return Plan(cfg, init, fixed, prompt_length, blocks, sm_k, min(top_width, vocab - 1), scale, centre, steepness,
-                eta, device)
+    return Plan(cfg, init, fixed, prompt_length, blocks, length, sm, min(top_width, vocab - 1), eta, device)
 
 
 def _bad(name, value, allowed) -> ConfigError:
@@ -101,7 +99,7 @@ def _check_model(model) -> None:
 
 
 def _check_settings(cfg: SamplingConfig, vocab: int) -> None:
-    for name in ("num_samples", "length", "steps", "seed", "first_sample", "k_trace"):
+    for name in ("num_samples", "steps", "seed", "first_sample", "k_trace"):
         if not is_int(getattr(cfg, name)):
             raise _bad(name, getattr(cfg, name), "must be an integer")
     if cfg.steps < 1:
@@ -133,26 +131,6 @@ def _check_settings(cfg: SamplingConfig, vocab: int) -> None:
         raise _bad("alpha_on", cfg.alpha_on, "must be a number in (0, 1)")
 
 
-def _soft_mask_values(cfg: SamplingConfig, model) -> tuple[int, tuple[float, float, float]]:
-    """The SM top-k and (w_s, w_b, w_a): the model's, or the config's overrides."""
-    vocab, sm = model.config.vocab_size, model.soft_mask
-    k = sm.k if cfg.k is None else cfg.k
-    if not is_int(k) or not 1 <= k <= vocab - 1:
-        raise _bad("k", cfg.k, f"the SM top-k must be an integer in [1, {vocab - 1}] (the vocabulary without [MASK])")
-    values = []
-    for name, live in (("sm_scale", sm.scale), ("sm_centre", sm.centre), ("sm_steepness", sm.steepness)):
-        v = getattr(cfg, name)
-        if v is not None and not is_number(v):
-            raise _bad(name, v, "must be None or a finite number")
-        values.append(float(live.detach()) if v is None else float(v))
-    scale, centre, steepness = values
-    if not 0 <= scale <= 1:
-        raise _bad("sm_scale", cfg.sm_scale, "w_s must lie in [0, 1]")
-    if not steepness > 0:
-        raise _bad("sm_steepness", cfg.sm_steepness, "w_a must be > 0")
-    return k, (scale, centre, steepness)
-
-
 def _remdm_eta(cfg: SamplingConfig) -> float:
     eta = REMDM_ETA.get(cfg.strategy, 0.0) if cfg.eta is None else cfg.eta
     if not is_number(eta) or not 0 <= eta <= 1:
@@ -173,18 +151,25 @@ def _layout(cfg: SamplingConfig, model) -> tuple[torch.Tensor, torch.Tensor, int
     if P >= ctx:
         raise _bad("prompt", _short(cfg.prompt), f"has {P} tokens; the context (model.config.seq_len) holds {ctx}, "
                                                  f"and at least one position must be left to generate")
-    if not 1 <= cfg.length <= ctx:
-        raise _bad("length", cfg.length, f"must lie in [1, {ctx}] (model.config.seq_len)")
-    if cfg.length <= P:
-        raise _bad("length", cfg.length, f"must exceed the prompt length ({P} tokens); it counts the prompt")
+    if cfg.length is not None and (not is_int(cfg.length) or not 1 <= cfg.length <= ctx):
+        raise _bad("length", cfg.length, f"must be None or an integer in [1, {ctx}] (model.config.seq_len)")
     templates = [[]]
     if cfg.infill is not None:
-        templates = [_template(t, cfg, model, P) for t in _per_sample(cfg)]
+        templates = [_template(t, model) for t in _per_sample(cfg)]
         if len({len(t) for t in templates}) > 1:
             counts = sorted({len(t) for t in templates})
             raise _bad("infill", f"<{len(templates)} templates>", f"per-sample templates must have the same number "
                                                                    f"of tokens; got {counts}")
-    init = torch.full((len(templates), cfg.length), mask_id, dtype=torch.long)
+    T = len(templates[0])
+    length = cfg.length if cfg.length is not None else P + T if T else min(DEFAULT_LENGTH, ctx)
+    if P + T > ctx:
+        raise _bad("infill", _short(cfg.infill), f"prompt ({P}) + template ({T} tokens) exceed the context "
+                                                 f"(model.config.seq_len = {ctx})")
+    if P + T > length:
+        raise _bad("infill", _short(cfg.infill), f"prompt ({P}) + template ({T} tokens) exceed length={length}")
+    if length <= P:
+        raise _bad("length", length, f"must exceed the prompt length ({P} tokens); it counts the prompt")
+    init = torch.full((len(templates), length), mask_id, dtype=torch.long)
     init[:, :P] = torch.tensor(prompt, dtype=torch.long)
     init[:, P:P + len(templates[0])] = torch.tensor(templates, dtype=torch.long)
     if len(templates) == 1:
@@ -227,15 +212,12 @@ def _per_sample(cfg: SamplingConfig) -> list:
     return list(texts)
 
 
-def _template(infill, cfg: SamplingConfig, model, P: int) -> list[int]:
+def _template(infill, model) -> list[int]:
     mask_id = model.mask_id
     template = _token_ids(infill, "infill", model, allow_mask=True)
     if mask_id not in template:
         marker = model.tokenizer.mask_token if model.tokenizer is not None else f"id {mask_id}"
         raise _bad("infill", _short(infill), f"the template has no mask marker {marker!r} to fill")
-    if P + len(template) > cfg.length:
-        raise _bad("infill", _short(infill), f"prompt ({P}) + template ({len(template)} tokens) exceed "
-                                             f"length={cfg.length}")
     return template
 
 
@@ -245,17 +227,32 @@ def _short(v):
 
 # ---------------------------------------------------------------- the blocks
 
-def _blocks(cfg: SamplingConfig, P: int) -> list[tuple[int, int, int]]:
+def _blocks(cfg: SamplingConfig, P: int, length: int) -> list[tuple[int, int, int]]:
     """(start, end, steps) of each block of the generated span [P, length); the steps split as evenly as they go."""
-    span = cfg.length - P
+    span = length - P
     if cfg.block_length is None:
-        bounds = [(P, cfg.length)]
+        bounds = [(P, length)]
     else:
         if not is_int(cfg.block_length) or cfg.block_length < 1 or span % cfg.block_length:
             raise _bad("block_length", cfg.block_length, f"must be a positive divisor of the generated span "
-                                                         f"({span} = length {cfg.length} - prompt {P})")
-        bounds = [(a, a + cfg.block_length) for a in range(P, cfg.length, cfg.block_length)]
+                                                         f"({span} = length {length} - prompt {P})")
+        bounds = [(a, a + cfg.block_length) for a in range(P, length, cfg.block_length)]
     if cfg.steps < len(bounds):
         raise _bad("steps", cfg.steps, f"must be at least the number of blocks ({len(bounds)})")
     base, extra = divmod(cfg.steps, len(bounds))
     return [(a, b, base + (j < extra)) for j, (a, b) in enumerate(bounds)]
+
+
+def _paced(blocks: list, fixed: torch.Tensor, cfg: SamplingConfig) -> list[tuple[int, int, int]]:
+    """A paced rule (one position at least per step, no remasking) is done with a block of c free positions after c
+    steps: plan no more, and say so once, so that a progress bar counts the steps that will run."""
+    if not STRATEGIES[cfg.strategy].paced:
+        return blocks
+    free = (~fixed.reshape(-1, fixed.shape[-1]))
+    paced = [(a, b, min(n, int(free[:, a:b].sum(-1).max()))) for a, b, n in blocks]
+    planned, running = sum(n for *_, n in blocks), sum(n for *_, n in paced)
+    if running < planned:
+        notify(f"steps={cfg.steps}: strategy {cfg.strategy!r} reveals at least one token per step and {running} "
+               f"positions are left to generate, so {running} steps will run", SamplingWarning)
+    return paced
+

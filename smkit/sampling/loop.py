@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -143,7 +143,7 @@ class _Loop:
         if model.device != dev:
             model.to(dev)
         self.model, self.plan, self.cfg, self.hooks, self.trace = model, plan, cfg, hooks, trace
-        B, L = cfg.num_samples, cfg.length
+        B, L = cfg.num_samples, plan.length
         self.mask_id = model.mask_id
         # SUBS makes [MASK] the only -inf log-prob when it is the last id and every id is a token (`_stats`
         # then reads the other columns only)
@@ -260,7 +260,7 @@ class _Loop:
         if not bool(need.any()):
             return False
         if bool((sm_rows & need).any()):
-            sm_k = self.plan.sm_k
+            sm_k = self.plan.sm.k
             embeds = soft_mask_inputs(self.x, self.top_ids[..., :sm_k], self.top_log_probs[..., :sm_k], lam,
                                       self.mask_id, self.model.embedding_weight)
             if self.hooks.has("mixture"):
@@ -401,7 +401,7 @@ class _Loop:
         if not self.cfg.soft_mask:
             return None
         p = self.plan
-        lam = soft_mask_lambda(None, p.scale, p.centre, p.steepness, entropy=entropy)
+        lam = soft_mask_lambda(None, p.sm.scale, p.sm.centre, p.sm.steepness, entropy=entropy)
         if self.cfg.lambda_schedule != "none":
             frac = (masked_after & ~self.fixed).sum(-1) / self.n_free
             factor = frac if self.cfg.lambda_schedule == "linear" else (frac > 0.5).to(lam.dtype)
@@ -447,25 +447,31 @@ def iter_steps(model, prompt=None, *, config: SamplingConfig | None = None, hook
                **options) -> Steps:
     """The step loop: an iterator of `StepRecord`s, one per denoising step (plus a last noise-removal step
     when positions are still masked), as a `Steps`. Settings are `SamplingConfig` fields, given as `config=` or
-    keywords; a bad one raises `smkit.core.config.ConfigError` (a `smkit.SmkitError`) here, before any compute.
+    keywords (the keywords replace the config's fields); a bad one raises `smkit.ConfigError` here, before any compute.
     `trace=False` leaves the per-position statistics (lam, entropy, top-k) out of the records. `hooks`:
     {point: fn} for this call only (see `smkit.hooks`). Step it by hand: `it = iter_steps(m, steps=32);
     next(it); it.tokens`."""
-    if config is None:
-        config = SamplingConfig(prompt=prompt, **_check_options(options))
-    elif options or prompt is not None:
-        raise ConfigError("iter_steps: give either config= or keyword settings, not both")
+    config = sampling_config(config, prompt, options)
     hookset = collect(model, hooks)
     plan = make_plan(config, model)
     return Steps(model, plan, hookset, trace)
 
 
-def _check_options(options: dict) -> dict:
+def sampling_config(config: SamplingConfig | None, prompt, overrides: dict) -> SamplingConfig:
+    """`config` (or the defaults) with `prompt` and the named fields replaced; an unknown name is a ConfigError."""
+    if config is not None and not isinstance(config, SamplingConfig):
+        raise ConfigError(f"config={config!r}: give a smkit.SamplingConfig (or None) and settings as keywords")
     names = {f.name for f in fields(SamplingConfig)}
-    unknown = sorted(set(options) - names)
+    unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ConfigError(f"unknown sampling setting(s) {unknown}; allowed: {sorted(names)}")
-    return options
+        hint = "; the soft-masking values go in sm={...}" if set(unknown) & RENAMED_SM else ""
+        raise ConfigError(f"unknown sampling setting(s) {unknown}; allowed: {sorted(names)}{hint}")
+    if prompt is not None:
+        overrides = {**overrides, "prompt": prompt}
+    return replace(config or SamplingConfig(), **overrides)
+
+
+RENAMED_SM = {"k", "sm_scale", "sm_centre", "sm_steepness", "scale", "centre", "steepness"}
 
 
 @dataclass
@@ -490,40 +496,23 @@ class Generation:
         return [self.tokenizer.decode(r) for r in self.tokens[:, self.prompt_length:].tolist()]
 
 
-def generate(model, prompt=None, num_samples: int = 1, length: int = 128, steps: int = 32,
-             strategy: str = "confidence", soft_mask: bool = True, seed: int = 0, trace: bool = True, hooks=None,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, k: int | None = None,
-             lambda_schedule: str = "none", sm_scale: float | None = None, sm_centre: float | None = None,
-             sm_steepness: float | None = None, block_length: int | None = None, infill=None,
-             threshold: float = 0.9, eta: float | None = None, t_on: float = 0.55, t_off: float = 0.05,
-             alpha_on: float = 0.9, k_trace: int = 5, noise_removal: bool = True, device=None,
-             first_sample: int = 0, progress: bool = False) -> Generation:
-    """Decode `num_samples` sequences of `length` tokens (prompt included) in `steps` steps.
-
-    prompt: text or token ids kept as a prefix. infill: a template placed after the prompt in which every
-    mask token (the tokenizer's "[MASK]", or mask_id among ids) is generated and the rest kept fixed;
-    positions after the template are generated too; a list of texts (or of token-id lists, or a 2-D id tensor)
-    gives each sample its own template (num_samples of them, all of the same token count). strategy: one of
-    `smkit.STRATEGIES`. soft_mask: SM
-    inputs at still-masked positions from the previous pass (k, w_s, w_b, w_a from the model unless given
-    as k / sm_scale / sm_centre / sm_steepness); lambda_schedule none | linear | stepwise. temperature,
-    top_k, top_p shape sampling only. block_length: semi-autoregressive blocks (steps split over them).
-    threshold: for strategy="threshold". eta, t_on, t_off, alpha_on: ReMDM. k_trace: top-k kept per position
-    in the trace. noise_removal: argmax-fill what is still masked after the last step (one more pass if
-    needed). hooks: {point: fn}, see `smkit.hooks`. Returns a `Generation`."""
-    cfg = SamplingConfig(prompt=prompt, infill=infill, num_samples=num_samples, length=length, steps=steps,
-                         strategy=strategy, soft_mask=soft_mask, seed=seed, first_sample=first_sample,
-                         temperature=temperature, top_k=top_k, top_p=top_p, k=k, lambda_schedule=lambda_schedule,
-                         sm_scale=sm_scale, sm_centre=sm_centre, sm_steepness=sm_steepness,
-                         block_length=block_length, threshold=threshold, eta=eta, t_on=t_on, t_off=t_off,
-                         alpha_on=alpha_on, k_trace=k_trace if trace else 0, noise_removal=noise_removal,
-                         device=None if device is None else str(device))
+def generate(model, prompt=None, config: SamplingConfig | None = None, *, trace: bool = True, hooks=None,
+             progress: bool = False, **overrides) -> Generation:
+    """Decode with the settings of `config` (a `SamplingConfig`; default: every field's default) and `overrides`
+    (any `SamplingConfig` field by name, e.g. `steps=64, strategy="margin", sm={"scale": 0.5}`), in the manner
+    of Hugging Face's `generate(inputs, generation_config, **kwargs)`. `prompt`: text or token ids kept as a prefix.
+    Every field, its default and what it allows: `SamplingConfig`. trace: keep a `Trace` (False: records without
+    per-position statistics). hooks: {point: fn}, see `smkit.hooks`. progress: a progress bar over the steps that
+    will run. Returns a `Generation`."""
+    cfg = sampling_config(config, prompt, overrides)
+    if not trace:
+        cfg = replace(cfg, k_trace=0)
     it = iter_steps(model, config=cfg, hooks=hooks, trace=trace)
     records, n = [], 0
     bar = None
     if progress:
         from ..core.progress import progress_bar
-        bar = progress_bar(total=steps, desc="sampling", unit="step")
+        bar = progress_bar(total=sum(n for *_, n in it.plan.blocks), desc="sampling", unit="step")
     t0 = time.perf_counter()
     for rec in it:
         n += 1
@@ -552,6 +541,5 @@ def _meta(plan: Plan, model) -> dict:
         elif isinstance(cfg[name], tuple):
             cfg[name] = list(cfg[name])
     return {"config": cfg, "mask_id": model.mask_id, "prompt_length": plan.prompt_length,
-            "blocks": [list(b) for b in plan.blocks], "k": plan.sm_k, "sm_scale": plan.scale,
-            "sm_centre": plan.centre, "sm_steepness": plan.steepness, "eta": plan.eta,
+            "blocks": [list(b) for b in plan.blocks], "sm": plan.sm.to_dict(), "eta": plan.eta,
             "schedule": model.config.schedule}

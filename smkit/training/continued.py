@@ -2,8 +2,9 @@
 section 5: the paper's SM results continue a trained binary MDLM with SM).
 
 `TrainConfig.init_from` names the base: a shipped model or a checkpoint folder. The run gets the base's
-backbone weights and tokenizer, a fresh optimizer and schedule, and the SM scalars at the configured init
-(`init_sm=True`: the base's). Every mismatch between the config and the base is an error before any compute.
+backbone weights and tokenizer, a fresh optimizer and schedule, and the base's SM values (k and the three
+scalars) unless `TrainConfig.sm` names some: those are set, the rest kept, and the run says which in one line and
+records it. Every mismatch between the config and the base is an error before any compute.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..core.config import ConfigError
 from ..io.data import TOKENIZER_KINDS, tokenizer_to_json
 from ..tasks.registry import is_task_corpus
 from ..io.model_files import PRETRAINED, PRETRAINED_DIR, train_config_of
+from ..core.soft_mask_params import FIELDS as SM_FIELDS
 
 # TrainConfig field -> where the base records it (its ModelConfig / BackboneConfig)
 _SHAPE_FIELDS = ("backbone", "hidden_size", "num_layers", "num_heads", "intermediate_size")
@@ -29,8 +31,31 @@ class Base:
     name_or_path: str
     sha256: str             # checksum of the base's weights file (from its manifest)
 
+    sm_set: dict | None = None   # the SM values the run set instead of the base's (None until `start`)
+
     def record(self) -> dict:
-        return {"name_or_path": self.name_or_path, "sha256": self.sha256}
+        """What the run took from the base, as its checkpoints record it."""
+        kept = [name for name in SM_FIELDS if name not in (self.sm_set or {})]
+        return {"name_or_path": self.name_or_path, "sha256": self.sha256, "sm_kept": kept,
+                "sm_set": dict(self.sm_set or {})}
+
+    def start(self, model, sm_overrides: dict | None) -> str:
+        """Copy the base's backbone into the freshly built `model` (whose SM values the config already took from
+        the base, with `sm_overrides` replaced); keep the base's SM scalars bit for bit where none was set.
+        Returns, and prints, the one line that says what was kept and what was set."""
+        self.sm_set = dict(sm_overrides or {})
+        with torch.no_grad():
+            model.backbone.load_state_dict(self.model.backbone.state_dict(), strict=True)
+            for name in ("scale", "centre", "steepness"):
+                if name not in self.sm_set:
+                    getattr(model.soft_mask, f"raw_{name}").copy_(getattr(self.model.soft_mask, f"raw_{name}"))
+        live = model.soft_mask.values()
+        kept = ", ".join(f"{n}={_fmt(live[n])}" for n in SM_FIELDS if n not in self.sm_set) or "nothing"
+        set_ = ", ".join(f"{n}={_fmt(live[n])}" for n in SM_FIELDS if n in self.sm_set)
+        line = f"init_from {self.name_or_path}: backbone and tokenizer from the base; SM kept: {kept}" + \
+               (f"; SM set by the config: {set_}" if set_ else "")
+        print(line)
+        return line
 
 
 def _resolve(name_or_path) -> Path:
@@ -87,9 +112,5 @@ def check_compatible(cfg, model, meta: dict) -> None:
                           f"{model.config.vocab_size} ids")
 
 
-def start_from_base(model, base: Base, init_sm: bool) -> None:
-    """Copy the base's backbone (and with `init_sm`, its SM scalars) into the freshly built `model`."""
-    with torch.no_grad():
-        model.backbone.load_state_dict(base.model.backbone.state_dict(), strict=True)
-        if init_sm:
-            model.soft_mask.load_state_dict(base.model.soft_mask.state_dict(), strict=True)
+def _fmt(v) -> str:
+    return str(v) if isinstance(v, int) else f"{v:.4g}"

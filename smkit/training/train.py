@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import typing
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -21,13 +22,15 @@ import torch
 from ..io import checkpoint as ckpt
 from ..models.backbones import BACKBONES, BackboneConfig
 from ..core.config import ConfigError, check, from_mapping, with_overrides
-from .continued import load_base, start_from_base
+from .continued import load_base
 from ..io.data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
 from .distributed import Runtime
 from ..models.denoiser import DiffusionLM, ModelConfig
 from ..core.precision import resolve_bf16
 from ..core.progress import progress_bar
 from ..core.schedules import EPS, SCHEDULES
+from ..core.notices import TrainingWarning, notify
+from ..core.soft_mask_params import SoftMaskParams
 from ..tasks.registry import is_task_corpus
 from ..tasks.training import task_of
 from .batches import prepare_data
@@ -60,10 +63,7 @@ class TrainConfig:
     dropout: float = 0.0
     soft_mask: bool = True               # train with the two-pass SM estimate (False: binary MDLM)
     p_sm: float = 0.8                    # probability that an update uses the two-pass SM estimate
-    k: int = 3                           # top-k candidates mixed into a soft-masked input
-    sm_scale_init: float = 0.0067        # initial w_s in [0, 1): ~0, SM starts switched off (arXiv 2510.17206)
-    sm_centre_init: float = -0.75        # initial w_b < 0: lambda is half-open at entropy -w_b nats
-    sm_steepness_init: float = 6.66      # initial w_a > 0
+    sm: dict | None = None               # SM values to start from, any of {k, scale, centre, steepness} (smkit.core.soft_mask_params); the rest: the defaults, or with init_from the base's (CLI: --sm scale=0.1, repeatable)
     schedule: str = "loglinear"          # noise schedule: loglinear, linear, cosine
     t_min: float = EPS                   # lower end of the sampled time range (b_l)
     t_max: float = 1.0                   # upper end (b_h)
@@ -89,7 +89,6 @@ class TrainConfig:
     bf16: bool | None = None             # bf16 autocast; None: on where it pays (CUDA with bf16, CPUs with AMX tiles), fp32 elsewhere
     resume: bool = False                 # continue from out_dir/last exactly
     init_from: str | None = None         # continued pretraining: backbone and tokenizer from a shipped model name or a checkpoint folder; fresh optimizer and schedule
-    init_sm: bool = False                # with init_from: take the SM scalars from the base too (False: the configured sm_*_init)
     threads: int = 0                     # torch CPU threads (0: torch's default)
     progress: bool = True
 
@@ -112,7 +111,6 @@ class TrainConfig:
         check(0 < self.val_fraction < 1, "val_fraction", self.val_fraction, "must lie in (0, 1)")
         check(self.backbone in BACKBONES, "backbone", self.backbone, f"choose one of {BACKBONES}")
         check(isinstance(self.p_sm, (int, float)) and 0 <= self.p_sm <= 1, "p_sm", self.p_sm, "must lie in [0, 1]")
-        check(isinstance(self.k, int) and self.k >= 1, "k", self.k, "must be an integer >= 1")
         check(self.schedule in SCHEDULES, "schedule", self.schedule, f"choose one of {sorted(SCHEDULES)}")
         check(0 < self.t_min <= 1, "t_min", self.t_min, "the t-range must lie in (0, 1]")
         check(0 < self.t_max <= 1, "t_max", self.t_max, "the t-range must lie in (0, 1]")
@@ -139,24 +137,54 @@ class TrainConfig:
         check(self.eval_blocks >= 1, "eval_blocks", self.eval_blocks, "must be >= 1")
         check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", self.device,
               "auto, cpu, cuda or cuda:N")
-        check(0 <= self.sm_scale_init < 1, "sm_scale_init", self.sm_scale_init, "w_s must lie in [0, 1)")
-        check(self.sm_centre_init < -1e-6, "sm_centre_init", self.sm_centre_init, "w_b must be < 0")
-        check(self.sm_steepness_init > 1e-6, "sm_steepness_init", self.sm_steepness_init, "w_a must be > 0")
-        check(not (self.init_sm and self.init_from is None), "init_sm", self.init_sm,
-              "takes the SM scalars from the base: set init_from too")
+        SoftMaskParams().overridden(self.sm, "sm").validate("sm")
+        self._fit_warmup()
         self.model_config()  # backbone shape errors, k vs vocabulary
         return self
 
-    def model_config(self, vocab_size: int | None = None) -> ModelConfig:
+    def _fit_warmup(self) -> None:
+        """A warmup as long as the run would never reach `lr`: shorten it to a tenth of the run, and say so."""
+        if self.steps is not None and self.warmup_steps >= self.steps > 0:
+            fitted = self.steps // 10
+            notify(f"warmup_steps={self.warmup_steps} >= steps={self.steps}: the learning rate would never reach "
+                   f"lr={self.lr:g}; warmup shortened to {fitted} updates (set warmup_steps below steps to choose)",
+                   TrainingWarning)
+            self.warmup_steps = fitted
+
+    def model_config(self, vocab_size: int | None = None, base_sm: SoftMaskParams | None = None) -> ModelConfig:
+        """The shape of the model this run trains; its SM values are `base_sm` (a continued run's base) or the
+        defaults, with the fields `sm` names replaced."""
         bb = BackboneConfig(self.backbone, self.hidden_size, self.num_layers, self.num_heads,
                             self.intermediate_size, self.dropout)
-        return ModelConfig(vocab_size=vocab_size or self.vocab_size, seq_len=self.seq_len, backbone=bb, k=self.k,
-                           sm_scale=self.sm_scale_init, sm_centre=self.sm_centre_init,
-                           sm_steepness=self.sm_steepness_init, schedule=self.schedule).validate()
+        sm = (base_sm or SoftMaskParams()).overridden(self.sm, "sm")
+        return ModelConfig(vocab_size=vocab_size or self.vocab_size, seq_len=self.seq_len, backbone=bb, sm=sm,
+                           schedule=self.schedule).validate()
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return from_mapping(cls, d)
+        return from_mapping(cls, upgrade_keys(d))
+
+
+# Fields of TrainConfig before the SM values moved into `sm` (0.1.0): still read, with a deprecation message.
+_OLD_SM_KEYS = {"k": "k", "sm_scale_init": "scale", "sm_centre_init": "centre", "sm_steepness_init": "steepness"}
+
+
+def upgrade_keys(d: dict) -> dict:
+    """A config dict with the old SM keys moved into `sm`. `init_sm: true` is what a continued run now does by
+    default; `init_sm: false` (start from the default SM values, not the base's) becomes an explicit `sm`."""
+    d = dict(d)
+    old = {key: d.pop(key) for key in list(_OLD_SM_KEYS) + ["init_sm"] if key in d}
+    if not old:
+        return d
+    sm = {_OLD_SM_KEYS[key]: value for key, value in old.items() if key in _OLD_SM_KEYS}
+    if old.get("init_sm") is False and d.get("init_from") is not None:
+        sm = {**SoftMaskParams().to_dict(), **sm}
+    if sm or d.get("sm"):
+        d["sm"] = {**sm, **(d.get("sm") or {})}
+    notify(f"config keys {sorted(old)} are deprecated: the soft-masking values go in sm: {{k, scale, centre, "
+           f"steepness}}, and a continued run keeps its base's unless sm names them; read as sm={d.get('sm')}",
+           DeprecationWarning)
+    return d
 
 
 def _check_types(cfg: TrainConfig) -> None:
@@ -238,9 +266,10 @@ class Trainer:
             self._load(last)
         else:
             torch.manual_seed(cfg.seed)
-            self.model = DiffusionLM(cfg.model_config(len(tokenizer)), tokenizer=tokenizer)
+            base_sm = None if self.base is None else self.base.model.soft_mask.params()
+            self.model = DiffusionLM(cfg.model_config(len(tokenizer), base_sm), tokenizer=tokenizer)
             if self.base is not None:
-                start_from_base(self.model, self.base, cfg.init_sm)
+                self.base.start(self.model, cfg.sm)
             self.model.to(self.device)
             self.optimizer = self.runtime.wrap(self.model, make_optimizer(self.model, cfg))
             self.ema = self._new_ema()
@@ -295,9 +324,14 @@ class Trainer:
     def _load(self, path: Path):
         import pandas as pd
         meta = ckpt.read_manifest(path)
-        saved = meta["trainer"]["train_config"]
+        with warnings.catch_warnings():  # a checkpoint written before `sm`: its keys are read, not the user's to fix
+            warnings.simplefilter("ignore", DeprecationWarning)
+            saved = upgrade_keys(meta["trainer"]["train_config"])
+        if SoftMaskParams().overridden(saved.get("sm")) != SoftMaskParams().overridden(self.cfg.sm):
+            raise ConfigError(f"resume=True: sm={self.cfg.sm!r} differs from the checkpoint's {saved.get('sm')!r}; "
+                              f"resume with the same settings")
         same = ["corpus", "tokenizer", "vocab_size", "seq_len", "backbone", "hidden_size", "num_layers", "num_heads",
-                "intermediate_size", "soft_mask", "p_sm", "k", "schedule", "batch_size", "seed", "init_from"]
+                "intermediate_size", "soft_mask", "p_sm", "schedule", "batch_size", "seed", "init_from"]
         if self.cfg.streaming or saved.get("streaming", False):
             same += ["streaming", "val_docs", "shuffle_buffer"]
         if is_task_corpus(self.cfg.corpus):
@@ -420,7 +454,10 @@ class Trainer:
                                   self.optimizer.param_groups[0]["lr"], w["scale"], w["steepness"], w["centre"],
                                   tokens / max(now - window_start, 1e-9), elapsed0 + now - t0, vb, vsm])
                 tokens, window_start = 0, time.perf_counter()
-                bar.set_postfix(loss=f"{loss:.3f}", w_s=f"{w['scale']:.3f}", refresh=False)
+                postfix = {"loss": f"{loss:.3f}"}
+                if cfg.soft_mask:  # the gate's scale means nothing while training a binary model
+                    postfix["w_s"] = f"{w['scale']:.3f}"
+                bar.set_postfix(postfix, refresh=False)
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and not last_step:
                 self._save(self.out_dir / "last")
                 self._write_history()
@@ -449,4 +486,6 @@ class Trainer:
 def train(config: TrainConfig | dict | None = None, **overrides) -> TrainResult:
     """Train a denoiser. `config` is a TrainConfig or dict; keyword overrides win (the given TrainConfig is left
     as it was). Returns model, history, out_dir."""
-    return Trainer(with_overrides(config, TrainConfig, overrides, what="training option")).run()
+    if isinstance(config, dict):
+        config = upgrade_keys(config)
+    return Trainer(with_overrides(config, TrainConfig, upgrade_keys(overrides), what="training option")).run()

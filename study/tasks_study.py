@@ -1,8 +1,8 @@
 """The tasks study: sudoku accuracy against cells revealed per step, per unmasking rule, binary vs SM models.
 
-    python study/tasks.py run [--replica 0] [--models runs|shipped] [--givens 72] [--n 1000] [--seed 0]
-    python study/tasks.py effect           # the default model's SM target (first-pass lambda, answers changed)
-    python study/tasks.py report           # tables into docs/results.md, figure into docs/results/tasks/
+    python -m study.tasks_study run [--replica 0] [--models runs|shipped] [--givens 72] [--n 1000] [--seed 0]
+    python -m study.tasks_study effect           # the default model's SM target (first-pass lambda, answers changed)
+    python -m study.tasks_study report           # tables into docs/results.md, figure into docs/results/tasks/
 
 Decodings: the binary solver (plain masks), the SM solver (with SM), the SM solver with SM switched off (what
 its SM inputs add at decoding), the iso-compute binary solver (trained on as many forward passes as the SM one),
@@ -227,8 +227,7 @@ def seed_table(frame: pd.DataFrame, min_seeds: int = 3) -> str:
 
 
 def cmd_report(args) -> None:
-    sys.path.insert(0, str(ROOT / "study"))
-    from report import refresh, save
+    from study.report import refresh, save
     from smkit import tasks
     frame = pd.concat([pd.read_csv(f, dtype={"correct": str}) for f in sorted(OUT.glob("sweep-r*-*.csv"))])
     order = {d: i for i, d in enumerate(DECODINGS)}

@@ -1,9 +1,9 @@
 """The continued-pretraining edition of the study: the four shipped twins, measured.
 
-    python study/continued.py measure [--models runs/continued] [--seeds 7001 7002 7003]
-    python study/continued.py gate            # lambda and entropy at masked positions against the share masked
-    python study/continued.py quality [--samples 64] [--seeds 0 1]   # judge metrics over budgets (nfe_sweep)
-    python study/continued.py report          # tables into docs/results.md, figures into docs/results/continued/
+    python -m study.continued_study measure [--models runs/continued] [--seeds 7001 7002 7003]
+    python -m study.continued_study gate            # lambda and entropy at masked positions against the share masked
+    python -m study.continued_study quality [--samples 64] [--seeds 0 1]   # judge metrics over budgets (nfe_sweep)
+    python -m study.continued_study report          # tables into docs/results.md, figures into docs/results/continued/
 
 `measure` writes docs/results/continued/measurements.json: per model the held-out nats/char (binary and SM
 inputs), the SM effect at L/4 steps with confidence unmasking over fresh decode seeds (first-pass lambda at
@@ -287,8 +287,7 @@ def table_iso(c: pd.DataFrame) -> str:
 
 
 def cmd_report(args) -> None:
-    sys.path.insert(0, str(ROOT / "study"))
-    from report import refresh
+    from study.report import refresh
     results = json.loads((OUT / "measurements.json").read_text())
     c = curves(args.models)
     if not c.empty:
