@@ -41,7 +41,7 @@ def tiny_model(seq_len: int) -> smkit.DiffusionLM:
     torch.manual_seed(0)
     docs = [d for d in load_corpus("shakespeare") if d.name == "hamlet"]
     tok = train_tokenizer(docs, "char")
-    cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=seq_len, sm_scale=0.9, backbone=BackboneConfig(
+    cfg = smkit.ModelConfig(vocab_size=len(tok), seq_len=seq_len, sm={"scale": 0.9}, backbone=BackboneConfig(
         hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64))
     return smkit.DiffusionLM(cfg, tokenizer=tok).eval()
 

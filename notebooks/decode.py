@@ -68,7 +68,8 @@ import json
 m = smkit.load_pretrained(model)
 check_parameter(length <= m.config.seq_len, "length", length, f"must be at most the model's seq_len={m.config.seq_len}")
 g = smkit.generate(m, prompt=prompt or None, infill=infill, num_samples=num_samples, length=length, steps=steps,
-                   strategy=strategy, soft_mask=soft_mask, k=k, lambda_schedule=lambda_schedule,
+                   strategy=strategy, soft_mask=soft_mask, sm=None if k is None else {"k": k},
+                   lambda_schedule=lambda_schedule,
                    temperature=temperature, seed=seed, trace=True, progress=True)
 print(f"{num_samples} samples, {g.nfe} forward passes, {g.steps} steps")
 for i, text in enumerate(g.texts):

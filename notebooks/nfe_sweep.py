@@ -116,7 +116,8 @@ for strategy in strategies:
         for decoding in decodings:
             for seed in seeds:
                 g = smkit.generate(m, prompt=prompt or None, num_samples=num_samples, length=length, steps=steps,
-                                   strategy=strategy, soft_mask=decoding == "SM", seed=seed, k=k,
+                                   strategy=strategy, soft_mask=decoding == "SM", seed=seed,
+                                   sm=None if k is None else {"k": k},
                                    lambda_schedule=lambda_schedule, trace=True)
                 table = g.trace.to_pandas()
                 with torch.no_grad():

@@ -62,7 +62,7 @@ try:  # every TrainConfig field is checked too; its message names the field
     config = TrainConfig(corpus=corpus, tokenizer=tokenizer, vocab_size=vocab_size, seq_len=seq_len,
                          hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
                          intermediate_size=intermediate_size, batch_size=batch_size, steps=steps,
-                         forward_budget=forward_budget, soft_mask=soft_mask, p_sm=p_sm, k=k, lr=lr, sm_lr=sm_lr,
+                         forward_budget=forward_budget, soft_mask=soft_mask, p_sm=p_sm, sm={"k": k}, lr=lr, sm_lr=sm_lr,
                          warmup_steps=warmup_steps, eval_every=eval_every, eval_blocks=eval_blocks, seed=seed,
                          out_dir=str(out), log_every=1 if (steps or forward_budget) <= 100 else 10).validate()
 except (ValueError, TypeError) as err:
