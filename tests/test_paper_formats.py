@@ -276,3 +276,18 @@ def test_reader_reads_only_what_it_needs():
     found = read_lightning_checkpoint(CKPT, ema=True)
     assert set(found.head) == {"raw_scale", "raw_centre", "raw_steepness"}
     assert "vocab_embed.weight" in found.weights and "rotary_emb.inv_freq" not in found.weights
+
+
+def test_cli_convert_writes_an_smkit_folder(tmp_path, capsys, monkeypatch):
+    from smkit.cli import main
+
+    assert main(["convert", str(CKPT), str(tmp_path / "out"), "--ema", "false"]) == 0
+    assert "raw weights" in capsys.readouterr().out
+    back = smkit.load_pretrained(tmp_path / "out")
+    first, _ = passes(back, EXPECTED["xt"])
+    assert back.source["weights"] == "raw" and gap(first, EXPECTED["raw_first"]) < TOL
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert main(["convert", str(FIXTURE / "evil.ckpt"), str(tmp_path / "evil")]) == 2
+    assert "allow-list" in capsys.readouterr().err
+    assert not (tmp_path / "cwd" / "pwned-by-checkpoint").exists() and not (tmp_path / "evil").exists()
