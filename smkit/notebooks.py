@@ -9,7 +9,9 @@ and page load plotly.js from one `plotly.min.js` in the run folder; `--self-cont
 uses the `python3` kernel, sets SMKIT_PLAIN_PROGRESS=1 (a notebook progress bar saved headless freezes at
 0%), does not store widget state (one plotly FigureWidget would add ~5 MB) and sets SMKIT_RUN_DIR to the
 run folder, where the shipped notebooks write their files by default. A failing cell stops the run: the
-executed notebook and its HTML are still written, the cell's error is printed and the command exits 1.
+cell's error is printed, the command exits 1, and the failed notebook and its HTML are written beside the last
+good run as `<name>.failed.ipynb` / `.html`; `<name>.ipynb` and `<name>.html` stay those of the last good run
+(a later good run replaces them and removes the failed copy).
 
 Needs the `notebooks` extra: pip install "smkit[notebooks]". Plain `papermill` works on the notebooks too.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.errors import ParameterError, SmkitError
+from .io.outputs import writable_folder
 from .notebook_plotly import embed_plotly_js, share_plotly_js
 
 KERNEL = "python3"
@@ -188,8 +191,9 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
     """Execute `notebook` with `parameters` into `<out>/<name>/<name>.ipynb` (+ `.html`). Both load plotly.js
     from one `plotly.min.js` in the run folder; `self_contained=True` keeps a copy inline in each instead.
 
-    Unknown parameter names raise ParameterError before anything runs. A failing cell raises `NotebookError`
-    after the executed notebook (and its HTML) are written."""
+    Unknown parameter names and a run folder that cannot be written raise before anything runs. A failing cell
+    raises `NotebookError` after the failed notebook (and its HTML) are written to `<name>.failed.ipynb` (`.html`),
+    beside the last good run, which stays (`err.result.notebook` is the failed copy)."""
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -204,16 +208,18 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
         raise ParameterError(f"unknown parameter(s) {unknown} for {notebook.name}; it takes {sorted(known)}")
     name = name or notebook.stem
     run_dir = Path(out) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    out_nb = run_dir / f"{name}.ipynb"
+    writable_folder(run_dir, "out")
+    out_nb, failed_nb = run_dir / f"{name}.ipynb", run_dir / f"{name}.failed.ipynb"
+    running = run_dir / f".{name}.running.ipynb"  # a run writes here; only a good run replaces out_nb
     saved = {k: os.environ.get(k) for k in ("SMKIT_PLAIN_PROGRESS", "SMKIT_RUN_DIR")}
     os.environ["SMKIT_PLAIN_PROGRESS"] = "1"
     os.environ["SMKIT_RUN_DIR"] = str(run_dir.resolve())
-    failure = None
+    failure, completed = None, False
     try:
-        pm.execute_notebook(str(notebook), str(out_nb), parameters=parameters, kernel_name=kernel,
+        pm.execute_notebook(str(notebook), str(running), parameters=parameters, kernel_name=kernel,
                             progress_bar=progress, log_output=log_output, cwd=cwd, store_widget_state=False,
                             execution_timeout=timeout, config=_kernel_config())
+        completed = True
     except PapermillExecutionError as err:
         failure = err
     finally:
@@ -222,12 +228,20 @@ def run_notebook(notebook, parameters: dict | None = None, *, out="runs", name: 
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    if out_nb.exists() and not self_contained:
-        _share_plotly_js_in(out_nb)
-    html_path = export_html(out_nb, run_dir / f"{name}.html", self_contained) if html and out_nb.exists() else None
-    result = RunResult(out_nb, html_path, parameters, ok=failure is None)
+        if running.exists():  # a good run replaces the last one; a failed or interrupted one goes beside it
+            os.replace(running, out_nb if completed else failed_nb)
+    kept = out_nb if failure is None else failed_nb
+    if kept.exists() and not self_contained:
+        _share_plotly_js_in(kept)
+    html_path = None
+    if html and kept.exists():
+        html_path = export_html(kept, kept.with_suffix(".html"), self_contained)
+    if failure is None:  # a failed run from before would now be older than the good one: drop it
+        for stale in (failed_nb, failed_nb.with_suffix(".html")):
+            stale.unlink(missing_ok=True)
+    result = RunResult(kept, html_path, parameters, ok=failure is None)
     if failure is not None:
-        ename, evalue, count, tb = _error_of(nbformat.read(str(out_nb), as_version=4))
+        ename, evalue, count, tb = _error_of(nbformat.read(str(kept), as_version=4))
         ename, evalue = ename or failure.ename, evalue or failure.evalue
         line = f"{notebook.name}: cell [{count if count is not None else failure.exec_count}] raised {ename}: {evalue}"
         message = line if ename in _smkit_error_names() else f"{line}\n{tb}".rstrip()

@@ -118,3 +118,51 @@ def test_a_terminal_bar_is_left_alone(monkeypatch):
     bar = progress_bar(total=1000, file=Tty())
     assert bar.dynamic_miniters and bar.maxinterval == 10
     bar.close()
+
+
+def test_listing_parameters_into_a_closed_pipe_is_quiet(tmp_path):
+    """`smkit run NB --list-parameters | head` where head has already gone: no BrokenPipeError traceback."""
+    nb = _tiny_notebook(tmp_path / "tiny.ipynb")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before we write a byte: every write fails with EPIPE
+    try:
+        r = subprocess.run([str(BIN / "smkit"), "run", str(nb), "--list-parameters"], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, r.stderr
+    assert r.returncode == 141, (r.returncode, r.stderr)
+
+
+def _failing_notebook(path: Path) -> Path:
+    """A notebook whose second cell fails when `fail` is true and writes a marker of its run otherwise."""
+    import nbformat
+    params = nbformat.v4.new_code_cell("fail: bool = False  # stop with an error\nmark: str = 'good'  # printed\n")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(
+        "print('run', mark)\nif fail:\n    raise RuntimeError('asked to fail')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_a_failed_run_keeps_the_last_good_one(tmp_path, monkeypatch):
+    """A good run, then a failing one into the same run folder: the good notebook and its HTML stay as they were;
+    the failed run is written beside them and named in the error. A later good run removes the failed copy."""
+    from smkit.notebooks import NotebookError, run_notebook
+    for key, value in _jupyter_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    nb = _failing_notebook(tmp_path / "job.ipynb")
+    good = run_notebook(nb, {"mark": "first"}, out=tmp_path / "runs")
+    assert good.ok and good.notebook == tmp_path / "runs" / "job" / "job.ipynb"
+    kept = {p: p.read_bytes() for p in (good.notebook, good.html)}
+    assert b"run first" in kept[good.notebook]
+    with pytest.raises(NotebookError) as err:
+        run_notebook(nb, {"mark": "second", "fail": True}, out=tmp_path / "runs")
+    assert {p: p.read_bytes() for p in kept} == kept  # the good run is untouched
+    failed = err.value.result
+    assert not failed.ok and failed.notebook != good.notebook and failed.notebook.parent == good.notebook.parent
+    assert b"run second" in failed.notebook.read_bytes() and b"asked to fail" in failed.notebook.read_bytes()
+    assert failed.html is not None and failed.html.is_file() and failed.html != good.html
+    again = run_notebook(nb, {"mark": "third"}, out=tmp_path / "runs")
+    assert b"run third" in again.notebook.read_bytes() and not failed.notebook.exists() and not failed.html.exists()

@@ -240,7 +240,8 @@ def test_bad_parameter_stops_with_a_clear_message(tiny_checkpoint, nb_env, tmp_p
                 "--out", str(tmp_path), "--no-html"], nb_env, tmp_path, monkeypatch, capsys)
     assert r.returncode == 1
     assert "parameter steps=0" in r.stderr and "ParameterError" in r.stderr
-    assert (tmp_path / "quickstart" / "quickstart.ipynb").is_file(), "the failed notebook is kept for inspection"
+    assert (tmp_path / "quickstart" / "quickstart.failed.ipynb").is_file(), "the failed notebook is kept for inspection"
+    assert not (tmp_path / "quickstart" / "quickstart.ipynb").exists(), "only a good run is <name>.ipynb"
 
 
 def test_bad_training_parameter_names_the_field(hamlet_file, nb_env, tmp_path, monkeypatch, capsys):

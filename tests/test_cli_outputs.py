@@ -1,0 +1,91 @@
+"""`smkit sample` checks where it will write before it loads or decodes anything: a read-only folder, a folder
+given as the file, or a file given as the folder stop the command at once with one line naming the option and
+the user's path, and nothing is written."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest_sampling import build_model
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody can create files in: mode 0555 for a normal user; for root, who ignores modes, the
+    immutable flag (chattr +i). Skips where neither holds."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    undo = None
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        undo = lambda: folder.chmod(0o755)  # noqa: E731
+    elif shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        undo = lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)  # noqa: E731
+    try:
+        try:
+            (folder / "probe").write_text("x")
+            pytest.skip("cannot make a read-only folder here (root without chattr +i)")
+        except OSError:
+            pass
+        yield folder
+    finally:
+        if undo is not None:
+            undo()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_model().save_pretrained(tmp_path_factory.mktemp("cli_outputs") / "model")
+
+
+def _sample(model_dir, capsys, *args):
+    from smkit.cli import main
+    rc = main(["sample", "--model", str(model_dir), "--steps", "4", "--length", "16", *args])
+    return rc, capsys.readouterr()
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one error line and no progress bar (nothing decoded):\n{err}"
+    return lines[0]
+
+
+def test_out_in_a_read_only_folder_stops_before_decoding(model_dir, read_only_dir, capsys):
+    out = read_only_dir / "samples.jsonl"
+    rc, cap = _sample(model_dir, capsys, "--out", str(out))
+    line = _one_error_line(cap.err)
+    assert rc == 2 and line.startswith("smkit sample: error: --out=") and str(out) in line, line
+    assert "cannot write" in line and cap.out == ""
+
+
+def test_trace_file_in_a_read_only_folder_stops_before_anything_is_written(model_dir, read_only_dir, tmp_path,
+                                                                            capsys):
+    out, trace = tmp_path / "samples.jsonl", read_only_dir / "run.trace"
+    rc, cap = _sample(model_dir, capsys, "--out", str(out), "--trace-file", str(trace))
+    line = _one_error_line(cap.err)
+    assert rc == 2 and line.startswith("smkit sample: error: --trace-file=") and str(trace) in line, line
+    assert ".tmp" not in line and not out.exists(), "the samples must not be written when the trace cannot be"
+
+
+def test_a_file_where_the_folder_should_be_and_a_folder_as_the_file(model_dir, tmp_path, capsys):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    rc, cap = _sample(model_dir, capsys, "--out", str(blocker / "samples.jsonl"))
+    line = _one_error_line(cap.err)
+    assert rc == 2 and str(blocker) in line and "is a file, not a folder" in line, line
+    rc, cap = _sample(model_dir, capsys, "--out", str(tmp_path))
+    line = _one_error_line(cap.err)
+    assert rc == 2 and f"--out={str(tmp_path)!r}: that is a folder" in line, line
+    rc, cap = _sample(model_dir, capsys, "--out", str(tmp_path / "s.jsonl"), "--trace-file", str(tmp_path / "s.jsonl"))
+    assert rc == 2 and "is the --out file too" in _one_error_line(cap.err)
+
+
+def test_a_writable_place_still_gets_both_files(model_dir, tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "samples.jsonl"
+    rc, cap = _sample(model_dir, capsys, "--out", str(out))
+    assert rc == 0, cap.err
+    assert out.is_file() and (tmp_path / "new" / "folder" / "samples.trace.safetensors").is_file()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".smkit-write-check")]
