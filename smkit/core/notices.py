@@ -24,7 +24,7 @@ class TrainingWarning(SmkitWarning):
 
 
 def notify(message: str, category: type[Warning] = SmkitWarning) -> None:
-    frame, level = sys._getframe(1), 1
+    frame, level = sys._getframe(1), 2  # stacklevel 1 is this function, 2 its caller
     while frame is not None and frame.f_code.co_filename.startswith(_ROOT):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
