@@ -150,3 +150,19 @@ def test_a_dit_model_saves_and_loads(tmp_path):
     x[:, ::3] = model.mask_id
     with torch.no_grad():
         assert torch.equal(model(x), back(x))
+
+
+def test_train_config_presets_fill_the_dit_shape():
+    from smkit.training.train import TrainConfig
+
+    cfg = TrainConfig(backbone="dit", preset="small", vocab_size=50258, seq_len=1024).validate()
+    assert (cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size, cfg.cond_dim) == (768, 12, 12, 3072,
+                                                                                                     128)
+    bb = cfg.model_config().backbone
+    assert bb.kind == "dit" and bb.cond_dim == 128
+    with pytest.raises(ConfigError, match="preset='small' sets num_heads=12"):
+        TrainConfig(backbone="dit", preset="small", num_heads=7).validate()
+    with pytest.raises(ConfigError, match="presets are sizes of the dit backbone"):
+        TrainConfig(preset="small").validate()
+    with pytest.raises(ConfigError, match="preset"):
+        TrainConfig(backbone="dit", preset="huge").validate()

@@ -26,7 +26,7 @@ def test_shipped_recipes_pass_the_dry_run(config, tmp_path, monkeypatch, capsys)
     assert list(tmp_path.iterdir()) == [] and _leftovers() == before  # nothing permanent written
     if config == PAPER:
         # the full-size model, counted at the GPT-2 vocabulary + [MASK]; every update of p_sm=0.8 drawn for seed 0
-        assert "full-size model 152,504,405 parameters" in out
+        assert "full-size model 169,627,221 parameters" in out  # the paper's DiT (169M) + 3 SM scalars
         assert "(2 soft-masked)" in out  # the two-pass SM path ran on the full-size model
         assert "Skylion007/openwebtext" in out and "same streaming data path" in out
 

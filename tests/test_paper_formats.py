@@ -291,3 +291,22 @@ def test_cli_convert_writes_an_smkit_folder(tmp_path, capsys, monkeypatch):
     assert main(["convert", str(FIXTURE / "evil.ckpt"), str(tmp_path / "evil")]) == 2
     assert "allow-list" in capsys.readouterr().err
     assert not (tmp_path / "cwd" / "pwned-by-checkpoint").exists() and not (tmp_path / "evil").exists()
+
+
+def test_a_paper_checkpoint_is_a_base_for_continued_pretraining(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    from smkit.training.continued import load_base
+    from smkit.training.train import TrainConfig
+
+    PreTrainedTokenizerFast(tokenizer_object=byte_level_bpe(299)).save_pretrained(str(tmp_path / "tok"))
+    shape = dict(backbone="dit", hidden_size=96, num_layers=2, num_heads=4, intermediate_size=384, cond_dim=64)
+    cfg = TrainConfig(init_from=str(CKPT), tokenizer=str(tmp_path / "tok"), vocab_size=300, seq_len=64, **shape)
+    base = load_base(cfg.validate())
+    assert base.model.source["weights"] == "ema" and base.model.tokenizer.convert_ids_to_tokens(299) == "[MASK]"
+    assert abs(base.model.soft_mask.values()["scale"] - HEAD["soft_mask"]["scale"]) < 1e-6
+    with pytest.raises(smkit.SmkitError, match="cond_dim=128 but the base has 64"):
+        load_base(TrainConfig(init_from=str(CKPT), tokenizer=str(tmp_path / "tok"), vocab_size=300, seq_len=64,
+                              **{**shape, "cond_dim": 128}).validate())
+    with pytest.raises(smkit.SmkitError, match="carries no tokenizer"):
+        load_base(TrainConfig(init_from=str(CKPT), vocab_size=300, seq_len=64, **shape).validate())

@@ -1,7 +1,8 @@
 """Continued pretraining: start a run from a trained model's backbone and tokenizer (arXiv 2510.17206,
 section 5: the paper's SM results continue a trained binary MDLM with SM).
 
-`TrainConfig.init_from` names the base: a shipped model or a checkpoint folder. The run gets the base's
+`TrainConfig.init_from` names the base: a shipped model, a checkpoint folder, or one of the paper's model files (a
+Lightning .ckpt or an MDLM Hugging Face folder, `smkit.io.paper_formats`; its EMA weights when it has them). The run gets the base's
 backbone weights and tokenizer, a fresh optimizer and schedule, and the base's SM values (k and the three
 scalars) unless `TrainConfig.sm` names some: those are set, the rest kept, and the run says which in one line and
 records it. Every mismatch between the config and the base is an error before any compute.
@@ -18,10 +19,11 @@ from ..core.config import ConfigError
 from ..io.data import TOKENIZER_KINDS, tokenizer_to_json
 from ..tasks.registry import is_task_corpus
 from ..io.model_files import PRETRAINED, PRETRAINED_DIR, train_config_of
+from ..io.paper_formats import load_paper_model, paper_format
 from ..core.soft_mask_params import FIELDS as SM_FIELDS
 
 # TrainConfig field -> where the base records it (its ModelConfig / BackboneConfig)
-_SHAPE_FIELDS = ("backbone", "hidden_size", "num_layers", "num_heads", "intermediate_size")
+_SHAPE_FIELDS = ("backbone", "hidden_size", "num_layers", "num_heads", "intermediate_size", "cond_dim")
 
 
 @dataclass
@@ -73,6 +75,8 @@ def load_base(cfg) -> Base:
     CheckpointError naming what differs."""
     from ..models.denoiser import DiffusionLM
     path = _resolve(cfg.init_from)
+    if paper_format(path) is not None:
+        return _paper_base(cfg, path)
     meta = ckpt.read_manifest(path)  # a folder that is not a checkpoint, or a corrupted one, fails here
     if "adapter" in meta or meta.get("model", {}).get("backbone") is None:
         raise ConfigError(f"init_from={cfg.init_from!r}: continued pretraining needs a whole smkit model with its "
@@ -82,11 +86,30 @@ def load_base(cfg) -> Base:
     return Base(model, str(cfg.init_from), meta["files"]["model.safetensors"])
 
 
-def check_compatible(cfg, model, meta: dict) -> None:
+def _paper_base(cfg, path: Path) -> Base:
+    """A base in one of the paper's formats (a Lightning .ckpt, an MDLM Hugging Face folder): its EMA weights when it
+    has them, and the config's tokenizer, which must fit it (the file carries none smkit can use)."""
+    from ..io.data import load_pretrained_tokenizer
+    if cfg.tokenizer in TOKENIZER_KINDS:
+        raise ConfigError(f"init_from={cfg.init_from!r} is a paper-format model, which carries no tokenizer smkit can "
+                          f"use; set tokenizer: the one it was trained with (a local folder with GPT-2's "
+                          f"tokenizer.json, or a hub id in the local cache)")
+    model = load_paper_model(path, tokenizer=load_pretrained_tokenizer(cfg.tokenizer, cfg.vocab_size))
+    check_compatible(cfg, model, {}, tokenizer_given=True)
+    weights = path if path.is_file() else next(f for f in (path / "model.safetensors", path / "pytorch_model.bin")
+                                                if f.is_file())
+    return Base(model, str(cfg.init_from), ckpt._sha256(weights))
+
+
+def check_compatible(cfg, model, meta: dict, tokenizer_given: bool = False) -> None:
+    """Every difference between `cfg` and the base `model` that a continuation cannot bridge, as a ConfigError.
+    `tokenizer_given`: the base's tokenizer was made from `cfg.tokenizer` (a paper-format base), so it is not compared."""
     bb = model.config.backbone
     base_shape = {"backbone": bb.kind, "hidden_size": bb.hidden_size, "num_layers": bb.num_layers,
-                  "num_heads": bb.num_heads, "intermediate_size": bb.intermediate_size}
+                  "num_heads": bb.num_heads, "intermediate_size": bb.intermediate_size, "cond_dim": bb.cond_dim}
     for name in _SHAPE_FIELDS:
+        if name == "cond_dim" and bb.kind != "dit":
+            continue
         if getattr(cfg, name) != base_shape[name]:
             raise ConfigError(f"init_from={cfg.init_from!r}: {name}={getattr(cfg, name)!r} but the base has "
                               f"{base_shape[name]!r}; the backbone shape must match the base's")
@@ -96,7 +119,9 @@ def check_compatible(cfg, model, meta: dict) -> None:
     if model.tokenizer is None:
         raise ConfigError(f"init_from={cfg.init_from!r}: the base has no tokenizer.json to continue with")
     base_kind = (train_config_of(meta) or {}).get("tokenizer")
-    if cfg.tokenizer in TOKENIZER_KINDS:
+    if tokenizer_given:
+        pass
+    elif cfg.tokenizer in TOKENIZER_KINDS:
         if base_kind is not None and base_kind != cfg.tokenizer:
             raise ConfigError(f"init_from={cfg.init_from!r}: tokenizer={cfg.tokenizer!r} but the base was trained "
                               f"with a {base_kind!r} tokenizer; a continuation uses the base's tokenizer")

@@ -21,6 +21,7 @@ import torch
 
 from ..io import checkpoint as ckpt
 from ..models.backbones import BACKBONES, BackboneConfig
+from ..models.dit import PRESETS as DIT_PRESETS
 from ..core.config import ConfigError, check, from_mapping, with_overrides
 from .continued import load_base
 from ..io.data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
@@ -55,12 +56,14 @@ class TrainConfig:
     vocab_size: int = 1024               # ids including [MASK]: the size a bpe tokenizer is trained to; must equal a pretrained tokenizer's
     seq_len: int = 128                   # tokens per training block (a task corpus sets it to its text length)
     val_fraction: float = 0.05           # share of documents held out for validation (in-memory corpora)
-    backbone: str = "modernbert"         # modernbert (pre-norm, the default) or bert
+    backbone: str = "modernbert"         # modernbert (pre-norm, the default), bert, or dit (the paper's diffusion transformer)
+    preset: str | None = None            # backbone dit: one of the paper's sizes, tiny, small (169M with GPT-2's vocabulary) or medium; sets hidden_size, num_layers, num_heads, intermediate_size and cond_dim
     hidden_size: int = 256
     num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 1024
     dropout: float = 0.0
+    cond_dim: int = 128                  # backbone dit: width of the conditioning vector feeding adaLN
     soft_mask: bool = True               # train with the two-pass SM estimate (False: binary MDLM)
     p_sm: float = 0.8                    # probability that an update uses the two-pass SM estimate
     sm: dict | None = None               # SM values to start from, any of {k, scale, centre, steepness} (smkit.core.soft_mask_params); the rest: the defaults, or with init_from the base's (CLI: --sm scale=0.1, repeatable)
@@ -110,6 +113,7 @@ class TrainConfig:
         check(isinstance(self.vocab_size, int) and self.vocab_size >= 3, "vocab_size", self.vocab_size, "must be >= 3")
         check(0 < self.val_fraction < 1, "val_fraction", self.val_fraction, "must lie in (0, 1)")
         check(self.backbone in BACKBONES, "backbone", self.backbone, f"choose one of {BACKBONES}")
+        self._apply_preset()
         check(isinstance(self.p_sm, (int, float)) and 0 <= self.p_sm <= 1, "p_sm", self.p_sm, "must lie in [0, 1]")
         check(self.schedule in SCHEDULES, "schedule", self.schedule, f"choose one of {sorted(SCHEDULES)}")
         check(0 < self.t_min <= 1, "t_min", self.t_min, "the t-range must lie in (0, 1]")
@@ -142,6 +146,21 @@ class TrainConfig:
         self.model_config()  # backbone shape errors, k vs vocabulary
         return self
 
+    def _apply_preset(self) -> None:
+        """`preset` fills the DiT's shape fields with one of the paper's sizes."""
+        if self.preset is None:
+            return
+        check(self.backbone == "dit", "preset", self.preset, f"presets are sizes of the dit backbone; backbone is "
+              f"{self.backbone!r} (set backbone: dit, or preset: null)")
+        check(self.preset in DIT_PRESETS, "preset", self.preset, f"choose one of {sorted(DIT_PRESETS)}")
+        shape = {**DIT_PRESETS[self.preset], "intermediate_size": 4 * DIT_PRESETS[self.preset]["hidden_size"]}
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        for name, value in shape.items():
+            mine = getattr(self, name)
+            check(mine in (defaults[name], value), name, mine, f"preset={self.preset!r} sets {name}={value}; set "
+                  f"one of them, not both")
+            setattr(self, name, value)
+
     def _fit_warmup(self) -> None:
         """A warmup as long as the run would never reach `lr`: shorten it to a tenth of the run, and say so."""
         if self.steps is not None and self.warmup_steps >= self.steps > 0:
@@ -155,7 +174,7 @@ class TrainConfig:
         """The shape of the model this run trains; its SM values are `base_sm` (a continued run's base) or the
         defaults, with the fields `sm` names replaced."""
         bb = BackboneConfig(self.backbone, self.hidden_size, self.num_layers, self.num_heads,
-                            self.intermediate_size, self.dropout)
+                            self.intermediate_size, self.dropout, cond_dim=self.cond_dim)
         sm = (base_sm or SoftMaskParams()).overridden(self.sm, "sm")
         return ModelConfig(vocab_size=vocab_size or self.vocab_size, seq_len=self.seq_len, backbone=bb, sm=sm,
                            schedule=self.schedule).validate()
@@ -331,7 +350,7 @@ class Trainer:
             raise ConfigError(f"resume=True: sm={self.cfg.sm!r} differs from the checkpoint's {saved.get('sm')!r}; "
                               f"resume with the same settings")
         same = ["corpus", "tokenizer", "vocab_size", "seq_len", "backbone", "hidden_size", "num_layers", "num_heads",
-                "intermediate_size", "soft_mask", "p_sm", "schedule", "batch_size", "seed", "init_from"]
+                "intermediate_size", "cond_dim", "soft_mask", "p_sm", "schedule", "batch_size", "seed", "init_from"]
         if self.cfg.streaming or saved.get("streaming", False):
             same += ["streaming", "val_docs", "shuffle_buffer"]
         if is_task_corpus(self.cfg.corpus):
