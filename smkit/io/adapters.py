@@ -19,6 +19,7 @@ from . import checkpoint as ckpt
 from ..core.errors import AdapterError, SmkitError
 from .hf import base_identity, from_hf
 from .hf_load import load_hf_tokenizer
+from .native_formats import NATIVE_FORMATS
 from ..models.denoiser import DiffusionLM
 from ..models.config import ModelConfig
 
@@ -61,8 +62,18 @@ def _spec(model, method, r, alpha, target_modules, dropout) -> dict:
         raise AdapterError(f"alpha={alpha!r}: must be a number > 0")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise AdapterError(f"dropout={dropout!r}: must lie in [0, 1)")
-    targets = _check_targets(model.backbone, target_modules)
+    targets = _check_targets(model.backbone, _decoder_names(model, target_modules))
     return {"method": method, "r": r, "alpha": alpha, "target_modules": targets, "dropout": float(dropout)}
+
+
+def _decoder_names(model: DiffusionLM, target_modules):
+    """A natively loaded model's layers under its authors' names (LLaDA's attn_out, ff_proj, ff_out, ...) -> their
+    names in the transformers decoder smkit built it as (o_proj, gate_proj, down_proj, ...); others unchanged."""
+    fmt = NATIVE_FORMATS.get((model.hf_source or {}).get("native"))
+    if fmt is None or not isinstance(target_modules, (list, tuple, set)):
+        return target_modules
+    aliases = dict(fmt.module_aliases)
+    return [aliases.get(t, t) if isinstance(t, str) else t for t in target_modules]
 
 
 def _adaptable(backbone: nn.Module) -> dict[str, nn.Module]:

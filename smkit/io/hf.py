@@ -18,20 +18,25 @@ from ..core.config import is_int
 from ..core.soft_mask_params import SoftMaskParams
 from ..core.tokens import MASK_TOKEN
 from .hf_load import DenoiserError, has_tokenizer, input_embedding, load_backbone
+from .native_hf import load_native, native_format_of, native_tokenizer
 from ..models.denoiser import DiffusionLM, ModelConfig, backbone_logits
 
 
 def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token: bool = False,
-            shift_logits: bool = False, bidirectional: bool = False, trust_remote_code: bool = False,
+            shift_logits: bool | None = None, bidirectional: bool = False, trust_remote_code: bool = False,
             seq_len: int | None = None, dtype=None, sm=None, schedule: str = "loglinear") -> DiffusionLM:
     """Wrap a Hugging Face model as a `DiffusionLM` usable by `loss`, `smkit.generate` and `smkit.finetune`.
 
     model: a local directory (config.json + weights; a masked LM, or any model whose forward takes
-    `inputs_embeds` and returns logits) or an already built `nn.Module`. tokenizer: a tokenizer object;
+    `inputs_embeds` and returns logits) or an already built `nn.Module`. A LLaDA or Dream folder (model_type
+    llada / Dream) is built natively (`smkit.io.native_hf`): transformers' Llama / Qwen2 decoder attending both
+    ways, the mask id from its config.json, Dream's logits shifted; none of its code runs, whatever
+    trust_remote_code says. tokenizer: a tokenizer object;
     default: the one in the directory. mask_id: the [MASK] id; default: the tokenizer's mask token, else the
     first embedding row the tokenizer does not use. add_mask_token: add "[MASK]" to the tokenizer (and one
     embedding row, set to the mean row, when no unused row is left) when it has no mask token.
-    shift_logits: logits for position i come from the output at i - 1 (Dream). bidirectional: set
+    shift_logits: logits for position i come from the output at i - 1 (Dream); None: as a native folder's
+    format says, else False. bidirectional: set
     `config.is_causal = False` (transformers decoders such as Llama and Qwen2 then attend both ways).
     trust_remote_code: run code shipped in the directory; passed to transformers only when True.
     seq_len: longest sequence (default: the config's max_position_embeddings). dtype: load weights in this
@@ -40,13 +45,25 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
     """
     for name, value in (("add_mask_token", add_mask_token), ("shift_logits", shift_logits),
                         ("bidirectional", bidirectional), ("trust_remote_code", trust_remote_code)):
-        if not isinstance(value, bool):
-            raise DenoiserError(f"{name}={value!r}: must be True or False")
+        if not isinstance(value, bool) and not (name == "shift_logits" and value is None):
+            raise DenoiserError(f"{name}={value!r}: must be True or False" +
+                                (" (or None: as the model's format says)" if name == "shift_logits" else ""))
     source = {"path": None, "add_mask_token": add_mask_token, "bidirectional": bidirectional,
               "trust_remote_code": trust_remote_code}
     if isinstance(model, (str, Path)):
         path = Path(model).expanduser()
-        backbone, tokenizer = _load_dir(path, tokenizer, trust_remote_code, dtype)
+        fmt = native_format_of(path)
+        if fmt is not None:
+            if shift_logits is not None and shift_logits != fmt.shift_logits:
+                raise DenoiserError(f"shift_logits={shift_logits}: a {fmt.name} model's output at position i "
+                                    f"predicts token {'i + 1' if fmt.shift_logits else 'i'}; leave shift_logits=None")
+            native = load_native(path, mask_id, dtype)
+            backbone, mask_id, shift_logits, bidirectional = native.backbone, native.mask_id, fmt.shift_logits, True
+            if tokenizer is None:
+                tokenizer = native_tokenizer(path, mask_id)
+            source.update(native=fmt.model_type, bidirectional=True, trust_remote_code=False)
+        else:
+            backbone, tokenizer = _load_dir(path, tokenizer, trust_remote_code, dtype)
         source["path"] = str(path.resolve())
     elif isinstance(model, nn.Module):
         backbone = model
@@ -71,7 +88,7 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
         config.is_causal = False
     _probe(backbone, embedding, rows, bidirectional)
     cfg = ModelConfig(vocab_size=rows, seq_len=seq_len, backbone=None, sm=SoftMaskParams.from_value(sm),
-                      schedule=schedule, mask_id=mask_id, n_tokens=n_tokens, shift_logits=shift_logits)
+                      schedule=schedule, mask_id=mask_id, n_tokens=n_tokens, shift_logits=bool(shift_logits))
     wrapped = DiffusionLM(cfg, backbone, tokenizer)
     source.update(base_identity(backbone))
     wrapped.hf_source = source
