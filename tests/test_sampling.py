@@ -373,7 +373,6 @@ BAD = [
     (dict(strategy="greedy"), r"strategy='greedy'.*ancestral.*confidence.*remdm-loop"),
     (dict(sm={"k": 0}), "sm.k=0"),
     (dict(sm={"k": 10_000}), "sm.k=10000"),
-    (dict(sm_scale=0.5), r"unknown sampling setting.*sm_scale.*sm=\{"),
     (dict(temperature=0.0), "temperature=0.0"),
     (dict(temperature=-1), "temperature=-1"),
     (dict(top_p=0.0), r"top_p=0.0.*\(0, 1\]"),
@@ -404,6 +403,30 @@ def test_bad_input_fails_before_any_compute(trained_lm, counter, kwargs, match):
     with pytest.raises(smkit.SmkitError, match=match):
         smkit.SamplingConfig(**kw).validate(trained_lm)
     assert counter.count == 0
+
+
+def test_an_old_sm_keyword_is_refused_with_the_new_spelling(trained_lm, counter):
+    for call in (smkit.generate, smkit.iter_steps):
+        with pytest.raises(smkit.ConfigError, match=r"unknown sampling setting.*'sm_scale'.*sm=\{"):
+            call(trained_lm, length=24, sm_scale=0.5)
+    assert counter.count == 0
+
+
+def test_a_paced_rule_plans_only_the_steps_that_will_run_and_says_so(trained_lm):
+    with pytest.warns(smkit.SamplingWarning, match=r"steps=50.*so (\d+) steps will run") as seen:
+        g = smkit.generate(trained_lm, length=24, steps=50, prompt="to be")
+    free = 24 - g.prompt_length
+    assert f"so {free} steps will run" in str(seen[0].message) and g.steps == free
+    it = smkit.iter_steps(trained_lm, length=24, steps=50, strategy="ancestral")   # not paced: 50 planned
+    assert sum(n for *_, n in it.plan.blocks) == 50
+
+
+def test_an_infill_template_sets_the_default_length(trained_lm):
+    mask = trained_lm.tokenizer.mask_token
+    g = smkit.generate(trained_lm, infill=f"to {mask}{mask} or not", steps=2)
+    template = trained_lm.tokenizer(f"to {mask}{mask} or not", add_special_tokens=False)["input_ids"]
+    assert g.tokens.shape == (1, len(template))
+    assert smkit.iter_steps(trained_lm, steps=2).plan.length == min(128, trained_lm.config.seq_len)
 
 
 @pytest.mark.parametrize("name,value", [("temperature", -1.0), ("steps", True), ("top_p", float("nan")),
