@@ -185,7 +185,8 @@ def _register_sample(sub) -> None:
     from .sampling.loop import SamplingConfig
     p = sub.add_parser("sample", help="decode samples (texts as JSONL, plus a trace file)",
                        description="Sample from a model with any unmasking rule, with or without soft-masking.")
-    p.add_argument("--model", default=None, help="shipped model name or checkpoint folder (default: the shipped default)")
+    p.add_argument("--model", default=None, help="shipped model name, checkpoint folder, paper-format file, or "
+                   "LLaDA / Dream folder (default: the shipped default)")
     p.add_argument("--out", default="samples.jsonl", help="JSONL file, one line per sample (default: samples.jsonl)")
     _add_model_options(p)
     p.add_argument("--trace-file", dest="trace_file", default=None,
@@ -205,8 +206,9 @@ def _add_model_options(p) -> None:
     p.add_argument("--ema", type=_optional(_parse_bool), default=None, metavar="BOOL",
                    help="a paper checkpoint's weights: true = EMA (an error without), false = raw; default: EMA when "
                         "the file has it")
-    p.add_argument("--tokenizer", default=None, help="a paper-format model's tokenizer: a local folder holding "
-                   "tokenizer.json or vocab.json + merges.txt (GPT-2's for the paper's models); default: ids only")
+    p.add_argument("--tokenizer", default=None, help="a paper-format, LLaDA or Dream model's tokenizer: a local "
+                   "folder holding tokenizer.json or vocab.json + merges.txt (GPT-2's for the paper's models); "
+                   "default: the model folder's own, else ids only")
 
 
 def _model_options(args) -> dict:
@@ -227,7 +229,8 @@ def _cmd_convert(args) -> int:
 def _register_convert(sub) -> None:
     p = sub.add_parser("convert", help="write a model file of another format as an smkit folder",
                        description="Read SRC (a Lightning .ckpt of the soft-masking paper's code, a folder in MDLM's "
-                                   "Hugging Face layout, or an smkit folder) without running any code it holds, and "
+                                   "Hugging Face layout, a LLaDA or Dream folder, or an smkit folder) without running "
+                                   "any code it holds, and "
                                    "write it to DST as an smkit folder (safetensors), which loads fast afterwards.")
     p.add_argument("src", help="the model file or folder to read")
     p.add_argument("dst", help="the smkit folder to write (new, empty, or an smkit folder to replace)")

@@ -332,3 +332,25 @@ def test_code_shipped_in_a_folder_never_runs(tmp_path, monkeypatch):
         for model in (smkit.load_pretrained(folder), smkit.from_hf(folder, trust_remote_code=True)):
             assert type(model.backbone).__name__ == "LlamaForCausalLM" and model.tokenizer.mask_token_id == 126
     assert not marker.exists(), "no file of the folder was imported or executed"
+
+
+# ------------------------------------------------------------------ the command line takes the same folders
+
+def test_the_command_line_samples_and_converts_a_native_folder(tmp_path):
+    from smkit.cli import main
+
+    bare = copy_folder("dream", tmp_path / "dream")               # weights only, the tokenizer elsewhere
+    tok_dir = tmp_path / "tok"
+    tok_dir.mkdir()
+    byte_bpe_tokenizer_files(tok_dir)
+    out = tmp_path / "samples.jsonl"
+    assert main(["sample", "--model", str(bare), "--tokenizer", str(tok_dir), "--out", str(out), "--prompt", "to be",
+                 "--length", "12", "--steps", "3", "--trace-file", "none"]) == 0
+    line = json.loads(out.read_text().splitlines()[0])
+    assert line["text"].startswith("to be") and MASK_ID["dream"] not in line["tokens"]
+    assert main(["convert", str(bare), str(tmp_path / "converted"), "--tokenizer", str(tok_dir)]) == 0
+    converted = smkit.load_pretrained(tmp_path / "converted")
+    x = torch.tensor([line["tokens"]])
+    x[:, 4::2] = MASK_ID["dream"]
+    with torch.no_grad():
+        assert torch.equal(converted(x), smkit.load_pretrained(bare, tokenizer=str(tok_dir))(x))

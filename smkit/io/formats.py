@@ -35,8 +35,8 @@ def load_pretrained(name_or_path: str | Path | None = None, trust_remote_code: b
     object or a local folder (GPT-2's for the paper's models; without one, ids decode only as ids). An smkit folder
     holds one set of weights and its own tokenizer: `ema=True` and `tokenizer=` are errors there.
 
-    For a LLaDA or Dream folder: `tokenizer` (a tokenizer object) replaces the folder's own; `smkit.from_hf` takes
-    the same folders with more options (dtype, seq_len, mask_id, sm)."""
+    For a LLaDA or Dream folder: `tokenizer` (a tokenizer object or a local folder) replaces the folder's own;
+    `smkit.from_hf` takes the same folders with more options (dtype, seq_len, mask_id, sm)."""
     path = checkpoint_path(name_or_path)
     if paper_format(path) is not None:
         return load_paper_model(path, ema=ema, tokenizer=tokenizer)

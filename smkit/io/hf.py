@@ -31,7 +31,7 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
     `inputs_embeds` and returns logits) or an already built `nn.Module`. A LLaDA or Dream folder (model_type
     llada / Dream) is built natively (`smkit.io.native_hf`): transformers' Llama / Qwen2 decoder attending both
     ways, the mask id from its config.json, Dream's logits shifted; none of its code runs, whatever
-    trust_remote_code says. tokenizer: a tokenizer object;
+    trust_remote_code says (its tokenizer may also be given as a local folder). tokenizer: a tokenizer object;
     default: the one in the directory. mask_id: the [MASK] id; default: the tokenizer's mask token, else the
     first embedding row the tokenizer does not use. add_mask_token: add "[MASK]" to the tokenizer (and one
     embedding row, set to the mean row, when no unused row is left) when it has no mask token.
@@ -59,8 +59,9 @@ def from_hf(model, tokenizer=None, *, mask_id: int | None = None, add_mask_token
                                     f"predicts token {'i + 1' if fmt.shift_logits else 'i'}; leave shift_logits=None")
             native = load_native(path, mask_id, dtype)
             backbone, mask_id, shift_logits, bidirectional = native.backbone, native.mask_id, fmt.shift_logits, True
-            if tokenizer is None:
-                tokenizer = native_tokenizer(path, mask_id)
+            if tokenizer is None or isinstance(tokenizer, (str, Path)):
+                tokenizer = native_tokenizer(path if tokenizer is None else tokenizer, mask_id,
+                                             required=tokenizer is not None)
             source.update(native=fmt.model_type, bidirectional=True, trust_remote_code=False)
         else:
             backbone, tokenizer = _load_dir(path, tokenizer, trust_remote_code, dtype)

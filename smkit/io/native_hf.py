@@ -181,9 +181,10 @@ def load_native(path, mask_id: int | None = None, dtype: torch.dtype | None = No
 
 # ---------------------------------------------------------------- the tokenizer
 
-def native_tokenizer(path, mask_id: int):
+def native_tokenizer(path, mask_id: int, required: bool = False):
     """The folder's tokenizer read from data files by transformers' own classes (tokenizer.json, else a byte-level
-    BPE vocab.json + merges.txt as Dream ships), with its mask token set to `mask_id`; None when it has none."""
+    BPE vocab.json + merges.txt as Dream ships), with its mask token set to `mask_id`; None when it has none
+    (an error when `required`)."""
     from transformers import PreTrainedTokenizerFast, Qwen2Tokenizer
 
     path = Path(path).expanduser()
@@ -191,6 +192,8 @@ def native_tokenizer(path, mask_id: int):
         tok = PreTrainedTokenizerFast.from_pretrained(str(path))
     elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
         tok = Qwen2Tokenizer.from_pretrained(str(path))
+    elif required:
+        raise DenoiserError(f"tokenizer={str(path)!r}: no tokenizer.json, nor vocab.json with merges.txt, there")
     else:
         return None
     if tok.mask_token_id is None and mask_id < len(tok):
