@@ -44,7 +44,7 @@ out_dir: Optional[str] = None  # output folder; None: the `smkit run` folder, el
 # %%
 # Check the parameters before any compute: a bad value stops here with a message naming it.
 import smkit
-from smkit.notebooks import check_parameter, output_dir
+from smkit.notebooks import bool_parameter, check_parameter, output_dir
 
 check_parameter(model is None or isinstance(model, str), "model", model, "a shipped model name or a checkpoint folder")
 check_parameter(isinstance(prompt, str), "prompt", prompt, "must be text ('' for no prompt)")
@@ -54,7 +54,7 @@ check_parameter(isinstance(length, int) and length >= 2, "length", length, "must
 check_parameter(isinstance(num_samples, int) and num_samples >= 1, "num_samples", num_samples, "must be an integer >= 1")
 check_parameter(strategy in smkit.STRATEGIES, "strategy", strategy, f"choose one of {sorted(smkit.STRATEGIES)}")
 check_parameter(isinstance(steps, int) and steps >= 1, "steps", steps, "must be an integer >= 1")
-check_parameter(isinstance(soft_mask, bool), "soft_mask", soft_mask, "must be true or false")
+soft_mask = bool_parameter(soft_mask, "soft_mask")  # papermill's own -p passes true/false as text
 check_parameter(k is None or (isinstance(k, int) and k >= 1), "k", k, "None or an integer >= 1")
 check_parameter(lambda_schedule in ("none", "linear", "stepwise"), "lambda_schedule", lambda_schedule,
                 "choose one of none, linear, stepwise")

@@ -44,7 +44,7 @@ out_dir: Optional[str] = None  # where texts go; None: the `smkit run` folder, e
 # Check the parameters before any compute: a bad value stops here with a message naming it.
 import os
 import smkit
-from smkit.notebooks import check_parameter, output_dir
+from smkit.notebooks import bool_parameter, check_parameter, output_dir
 
 check_parameter(model is None or isinstance(model, str), "model", model, "a shipped model name or a checkpoint folder")
 check_parameter(prompt is None or isinstance(prompt, str), "prompt", prompt, "must be text or None")
@@ -57,6 +57,7 @@ check_parameter(solver is None or isinstance(solver, str), "solver", solver, "a 
 check_parameter(isinstance(puzzles, int) and puzzles >= 1, "puzzles", puzzles, "must be an integer >= 1")
 check_parameter(isinstance(givens, int) and 17 <= givens <= 80, "givens", givens, "an integer in 17..80")
 out = output_dir(out_dir, "runs/quickstart")
+live_widget = bool_parameter(live_widget, "live_widget")  # papermill's own -p passes true/false as text
 interactive = live_widget and "SMKIT_RUN_DIR" not in os.environ  # headless runs get static figures only
 
 # %%

@@ -51,12 +51,12 @@ out_dir: Optional[str] = None  # output folder; None: the `smkit run` folder, el
 # %%
 # Check the parameters before any compute: a bad value stops here with a message naming it.
 from smkit import TrainConfig
-from smkit.notebooks import ParameterError, check_parameter, output_dir
+from smkit.notebooks import ParameterError, bool_parameter, check_parameter, output_dir
 
 check_parameter(isinstance(corpus, str) and corpus != "", "corpus", corpus, "a built-in corpus name or a local path")
 check_parameter((steps is None) != (forward_budget is None), "steps", steps,
                 f"set exactly one of steps and forward_budget (forward_budget={forward_budget!r})")
-check_parameter(isinstance(soft_mask, bool), "soft_mask", soft_mask, "must be true or false")
+soft_mask = bool_parameter(soft_mask, "soft_mask")  # papermill's own -p passes true/false as text
 out = output_dir(out_dir, "runs/train_notebook")
 try:  # every TrainConfig field is checked too; its message names the field
     config = TrainConfig(corpus=corpus, tokenizer=tokenizer, vocab_size=vocab_size, seq_len=seq_len,

@@ -56,6 +56,17 @@ def check_parameter(cond: bool, name: str, value, allowed: str) -> None:
         raise ParameterError(f"parameter {name}={value!r}: {allowed}")
 
 
+def bool_parameter(value, name: str) -> bool:
+    """For a notebook's checking cell: a bool parameter as a bool. Papermill's own `-p soft_mask true` passes the
+    text "true" (only `True`/`False` become bools), so the words true and false in any case count too; anything
+    else stops the run with a message naming the parameter."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ParameterError(f"parameter {name}={value!r}: must be true or false")
+
+
 def output_dir(out_dir=None, default: str = "runs/notebook") -> Path:
     """Where a notebook writes its files: `out_dir` if given, else the `smkit run` folder (SMKIT_RUN_DIR),
     else `default`. Created if missing."""

@@ -18,12 +18,16 @@
 #
 # **What you will learn**
 # - a sampler makes three choices per step: *which* masked positions to reveal (the order), *how many*
-#   (the budget: steps), and whether to *remask* some decoded ones (ReMDM);
+#   (the budget: steps), and whether to *remask* some decoded ones (ReMDM: Wang et al., 2025, "Remasking Discrete
+#   Diffusion Models with Inference-Time Scaling");
 # - what each number in the tables below measures, and how to read a trade-off between them;
-# - to write the confidence rule yourself, tie rule included.
+# - to write the confidence rule yourself, tie rule included, and then a whole sampler in about 15 lines that
+#   decodes exactly as smkit does.
 #
 # Needs `pip install "smkit[notebooks]"`; one to three minutes on a laptop CPU. SM is off here (`soft_mask`) so
-# that only the sampler changes; notebook 03 is about SM.
+# that only the sampler changes; notebook 03 is about SM. The model's tokens are byte-pair pieces of Shakespeare
+# (1023 of them plus `[MASK]`); a step reveals whole tokens. Lines that start with `verdict:` are computed from
+# the numbers measured above them, with their uncertainty.
 
 # %% tags=["parameters"]
 from typing import Optional
@@ -40,7 +44,7 @@ seed: int = 0  # the same seed for every decode
 # %%
 # Check the parameters before any compute: a bad value stops here with a message naming it.
 import smkit
-from smkit.notebooks import check_answer, check_parameter
+from smkit.notebooks import bool_parameter, check_parameter
 
 check_parameter(model is None or isinstance(model, str), "model", model, "a shipped model name or a checkpoint folder")
 check_parameter(isinstance(length, int) and length >= 2, "length", length, "must be an integer >= 2")
@@ -50,7 +54,7 @@ check_parameter(isinstance(budgets, list) and budgets and all(isinstance(b, int)
 check_parameter(isinstance(strategies, list) and strategies and all(s in smkit.STRATEGIES for s in strategies),
                 "strategies", strategies, f"a non-empty list from {sorted(smkit.STRATEGIES)}")
 check_parameter(isinstance(num_samples, int) and num_samples >= 1, "num_samples", num_samples, "an integer >= 1")
-check_parameter(isinstance(soft_mask, bool), "soft_mask", soft_mask, "True or False")
+soft_mask = bool_parameter(soft_mask, "soft_mask")  # papermill's own -p passes true/false as text
 check_parameter(isinstance(seed, int) and seed >= 0, "seed", seed, "must be an integer >= 0")
 
 # %% [markdown]
@@ -62,7 +66,7 @@ check_parameter(isinstance(seed, int) and seed >= 0, "seed", seed, "must be an i
 #
 # | rule | reveals | score |
 # |---|---|---|
-# | `ancestral` | each masked position with probability (alpha_s - alpha_t) / (1 - alpha_t) | (a coin per position) |
+# | `ancestral` | each masked position with probability (alpha_s - alpha_t) / (1 - alpha_t) | (a coin per position: MDLM's sampler, Sahoo et al., 2024) |
 # | `random` | the n highest | a uniform random number |
 # | `confidence` | the n highest | p1 = max_v p_l(v) |
 # | `margin` | the n highest | p1 - p2 (best minus second best) |
@@ -79,6 +83,7 @@ import re
 import pandas as pd
 import torch
 
+from smkit.evaluation.evidence import Estimate, mean_difference, paired_difference
 from smkit.io.data import load_corpus
 from smkit.evaluation.metrics import repetition_rate, unigram_entropy
 
@@ -103,12 +108,17 @@ def self_nll(tokens):
     return -logp[torch.arange(B * L), pos, tokens.flatten()].view(B, L).mean(1).double()
 
 
-def describe(g) -> dict:
+per_sample_nll = {}  # (setting) -> per-sample self NLL, for the verdicts
+
+
+def describe(g, setting=None) -> dict:
     """The numbers of one decode setting (all samples together)."""
     tr = g.trace
     words = [w.lower() for t in g.texts for w in WORD.findall(t)]
     share = sum(w in known for w in words) / max(len(words), 1)
     nll = self_nll(g.tokens)
+    if setting is not None:
+        per_sample_nll[setting] = nll
     return {"NFE": g.nfe,
             "p1 at reveal": float(tr.topk_probs[..., 0][tr.revealed].mean()),
             "self NLL": float(nll.mean()),
@@ -140,8 +150,9 @@ def describe(g) -> dict:
 # **What to look for:** `confidence`, `margin` and `entropy` pick the surest position *at each step*; that is a
 # greedy choice. Whether it pays over the whole decode shows in `p1 at reveal` and `self NLL`: on text, the surest
 # tokens are often generic (line breaks, spaces, word endings) and give the positions left open little to go on,
-# so the greedy rules can end up *less* sure and less coherent than a random order. Read this model's answer off
-# the table, then compare with notebook 05, where a sure cell really does pin down the others.
+# so the greedy rules can end up *less* coherent than a random order, or more. The `verdict:` lines compare each
+# rule's self NLL with random order's on the same seeds; notebook 05 then shows a task where a sure cell really
+# does pin down the others.
 
 # %%
 gens, rows = {}, []
@@ -149,9 +160,15 @@ for strategy in strategies:
     g = smkit.generate(m, length=length, steps=steps, strategy=strategy, soft_mask=soft_mask, seed=seed,
                        num_samples=num_samples)
     gens[strategy] = g
-    rows.append({"strategy": strategy, **describe(g)})
+    rows.append({"strategy": strategy, **describe(g, strategy)})
 orders = pd.DataFrame(rows).set_index("strategy")
 print(orders.round(3).to_string())
+if "random" in strategies and num_samples >= 2:
+    for strategy in strategies:
+        if strategy != "random":
+            print("verdict: " + paired_difference(per_sample_nll[strategy], per_sample_nll["random"], strategy,
+                                                  "random order", "nats/token", larger="is less coherent (higher self "
+                                                  "NLL) than", smaller="is more coherent (lower self NLL) than").text)
 for strategy in strategies:
     print(f"\n--- {strategy}, sample 0 ---\n{gens[strategy].texts[0][:300]}")
 
@@ -178,11 +195,12 @@ figures.progress_figure(views, list(shown), min(v.num_steps for v in views) - 1)
 # Fewer steps means more tokens revealed at once, from one forward pass, each sampled *independently* of the
 # others revealed in the same step: two neighbours can be revealed as "of of". The sweep decodes with
 # `ancestral` and `confidence` at each budget in `budgets`.
-# **What you should see:** NFE equals the steps for `confidence`; for `ancestral` it can be lower at large step
+# **What to look for:** NFE equals the steps for `confidence`; for `ancestral` it can be lower at large step
 # counts (a step that happens to reveal nothing is free: the input did not change, the last output is reused).
-# `self NLL` is clearly higher at the smallest budget than at the largest: tokens chosen together, each without
-# seeing the others, fit their neighbours worse. That is the cost of parallel decoding. Between neighbouring
-# budgets the differences are often within the `+-`.
+# Tokens chosen together, each without seeing the others, should fit their neighbours worse, so `self NLL` should
+# be higher at the smallest budget than at the largest: that is the cost of parallel decoding. Between
+# neighbouring budgets the differences are often within the `+-`. The `verdict:` lines check both claims on
+# these numbers.
 
 # %%
 rows = []
@@ -190,9 +208,23 @@ for strategy in ("ancestral", "confidence"):
     for b in budgets:
         g = smkit.generate(m, length=length, steps=b, strategy=strategy, soft_mask=soft_mask, seed=seed,
                            num_samples=num_samples)
-        rows.append({"strategy": strategy, "steps": b, "tokens per step": round(length / b, 1), **describe(g)})
+        rows.append({"strategy": strategy, "steps": b, "tokens per step": round(length / b, 1),
+                     **describe(g, (strategy, b))})
 sweep = pd.DataFrame(rows).drop(columns=["remasked"])
 print(sweep.round(3).to_string(index=False))
+for strategy in ("ancestral", "confidence"):
+    part = sweep[sweep.strategy == strategy]
+    equal = (part.NFE == part.steps).all()
+    below = part[part.NFE < part.steps]
+    print(f"verdict: {strategy}: NFE " + ("equals the steps at every budget" if equal else
+          "is below the steps at " + ", ".join(f"{int(r.steps)} steps (NFE {int(r.NFE)})" for r in below.itertuples())
+          + " (steps that revealed nothing cost no forward pass)"))
+    lo, hi = min(budgets), max(budgets)
+    if lo != hi and num_samples >= 2:
+        print("verdict: " + paired_difference(per_sample_nll[(strategy, lo)], per_sample_nll[(strategy, hi)],
+                                              f"{strategy} at {lo} steps", f"at {hi} steps", "nats/token",
+                                              larger="fits its neighbours worse (higher self NLL) than",
+                                              smaller="fits its neighbours better (lower self NLL) than").text)
 
 # %% [markdown]
 # ## 4. Remasking
@@ -200,18 +232,27 @@ print(sweep.round(3).to_string(index=False))
 # ReMDM lets the sampler change its mind: at each step a decoded token goes back to `[MASK]` with probability
 # sigma_t (`remdm-cap`: sigma_t = min(eta, (1 - alpha_s) / alpha_t), with a small eta by default; a larger eta remasks
 # more). Below, the positions of sample 0 that were remasked at least once with eta = 0.05, the token before and
-# the token finally written there. **What you should see:** remasks scattered over the decode (more with a
-# larger eta); some positions come back with the same token, many with another.
+# the token finally written there. **What to look for:** remasks scattered over the decode (more with a larger
+# eta), and whether a remasked position comes back with its old token or another: the count is printed.
 
 # %%
 g = smkit.generate(m, length=length, steps=steps, strategy="remdm-cap", eta=0.05, soft_mask=soft_mask, seed=seed,
                    num_samples=num_samples)
 tr, tok = g.trace, m.tokenizer
 print(f"remdm-cap, eta 0.05: {int(tr.remasked.sum())} remasks over {num_samples} samples, NFE {g.nfe}")
-for s, pos in tr.remasked[:, 0].nonzero().tolist()[:8]:
-    before = int(tr.tokens[s - 1, 0, pos]) if s > 0 else m.mask_id
-    print(f"step {s:3d}, position {pos:3d}: {tok.decode([before])!r} -> [MASK] -> finally "
-          f"{tok.decode([int(g.tokens[0, pos])])!r}")
+same = other = 0
+for b in range(num_samples):
+    for s, pos in tr.remasked[:, b].nonzero().tolist():
+        before = int(tr.tokens[s - 1, b, pos]) if s > 0 else m.mask_id
+        same, other = same + (before == int(g.tokens[b, pos])), other + (before != int(g.tokens[b, pos]))
+        if b == 0 and same + other <= 8:
+            print(f"step {s:3d}, position {pos:3d}: {tok.decode([before])!r} -> [MASK] -> finally "
+                  f"{tok.decode([int(g.tokens[0, pos])])!r}")
+if same + other:
+    print(f"verdict: of {same + other} remasks, {same} came back with the token they had before and {other} with "
+          f"another ({other / (same + other):.0%})")
+else:
+    print("verdict: nothing was remasked in this decode (raise eta or the steps to see remasking)")
 
 # %% [markdown]
 # ## Exercise: the confidence rule
@@ -235,22 +276,164 @@ def pick_most_confident(top1, candidates, n):
 
 
 # %%
+from smkit.core.strategies import STRATEGIES, top_n
+from smkit.exercises import Case, Hint, check
+
+
 def check_confidence_rule(fn):
-    """Ties straddle the cut (0.5 at positions 0, 2, 5, 7; the lowest must win), the most confident positions
-    are not candidates, and a random case: ignoring candidates, the reverse order, or the higher position first
-    fails."""
-    from smkit.core.strategies import top_n
+    """Named cases: ties straddle the cut (0.5 at positions 0, 2, 5, 7; the lowest must win), the most confident
+    positions are not candidates, random scores. Ignoring candidates, the reverse order, the higher position first
+    on a tie, or one too many fails with a hint; calling smkit's top_n is refused."""
     g = torch.Generator().manual_seed(0)
-    cases = [(torch.tensor([0.5, 0.9, 0.5, 0.7, 0.95, 0.5, 0.2, 0.5]),
-              torch.tensor([True, True, True, True, False, True, True, True]), 3),
-             (torch.tensor([0.3, 0.3, 0.3, 0.3, 0.8, 0.8]), torch.tensor([False, True, True, True, True, False]), 2),
-             (torch.rand(12, generator=g), torch.rand(12, generator=g) < 0.7, 4)]
-    got = lambda: torch.cat([torch.as_tensor(fn(t, c, n)).bool() for t, c, n in cases])
-    expected = torch.cat([top_n(t[None], c[None], torch.tensor([n]))[0] for t, c, n in cases])
-    return check_answer("confidence rule (ties, non-candidates, random scores)", got, expected)
+    inputs = {"a tie at the cut: the lowest positions win": (torch.tensor([0.5, 0.9, 0.5, 0.7, 0.95, 0.5, 0.2, 0.5]),
+                                                           torch.tensor([True, True, True, True, False, True, True, True]), 3),
+              "the surest positions are not candidates": (torch.tensor([0.3, 0.3, 0.3, 0.3, 0.8, 0.8]),
+                                                          torch.tensor([False, True, True, True, True, False]), 2),
+              "12 random scores, pick 4": (torch.rand(12, generator=g), torch.rand(12, generator=g) < 0.7, 4)}
+    cases = [Case(name, args, top_n(args[0][None], args[1][None], torch.tensor([args[2]]))[0])
+             for name, args in inputs.items()]
+
+    def by_order(top1, candidates, n, key):
+        order = sorted((i for i in range(len(top1)) if candidates[i]), key=key)[:n]
+        out = torch.zeros_like(candidates)
+        out[order] = True
+        return out
+
+    def answer(t, c, n):
+        got = fn(t, c, n)
+        return None if got is None else torch.as_tensor(got).bool()
+
+    return check("confidence rule", answer, cases, forbid=[top_n, STRATEGIES["confidence"]],
+                 hints=[Hint("on a tie the LOWER position goes first (a stable sort keeps position order)",
+                             lambda t, c, n: by_order(t, c, n, lambda i: (-float(t[i]), -i))),
+                        Hint("only candidates may be revealed, however confident the others are",
+                             lambda t, c, n: by_order(t, torch.ones_like(c), n, lambda i: (-float(t[i]), i))),
+                        Hint("the MOST confident positions first: sort by descending top1",
+                             lambda t, c, n: by_order(t, c, n, lambda i: (float(t[i]), i))),
+                        Hint("exactly n positions", lambda t, c, n: by_order(t, c, n + 1, lambda i: (-float(t[i]), i)))])
 
 
 check_confidence_rule(pick_most_confident);
+
+# %% [markdown]
+# ## Exercise 2: a whole sampler
+# You now have every piece of a decode. Write `my_sampler(model, length, k, seed)`: start from `length` masks
+# (`x = torch.full((1, length), model.mask_id)`) and run `length // k` steps (`length` is a multiple of `k` here).
+# Each step:
+# 1. one forward pass, `logp = model(x)[0]` under `torch.no_grad()` ([length, V+1] log-probabilities; count it:
+#    that is the NFE);
+# 2. p1 = the largest probability at each position (`logp.max(-1).values.exp()`);
+# 3. reveal the k still-masked positions with the highest p1, ties to the lower position: your `pick_most_confident`;
+# 4. draw their tokens with `draw(logp[reveal], gen)` (below) and write them into x.
+#
+# Return `(x[0], nfe)`. Use `gen = torch.Generator().manual_seed(sample_seed(seed, 0))`: smkit seeds sample i of a
+# run with `sample_seed(seed, i)` and draws exactly this way, so your tokens must equal
+# `smkit.generate(model, length=length, steps=length // k, strategy="confidence", soft_mask=False, seed=seed)`'s,
+# token for token, with the same NFE. The check compares on four (seed, k) pairs and refuses a sampler that calls
+# smkit's own (`generate`, `iter_steps`, `top_n`). About 15 lines.
+
+# %%
+from smkit.sampling.loop import sample_seed
+
+
+def draw(log_probs, gen):
+    """One token per row of `log_probs` [n, V+1] (one row per revealed position, in position order), by Gumbel-max:
+    argmax(log p + G), G = -log(-log u) with u uniform, is a draw from p. In float64, as smkit draws."""
+    u = torch.rand(log_probs.shape, generator=gen, dtype=torch.float64)
+    return (log_probs.double() - (-u.log()).log()).argmax(-1)
+
+
+# %% tags=["exercise"]
+def my_sampler(model, length, k, seed):
+    raise NotImplementedError  # your code: return x[0], nfe
+
+
+# %% tags=["solution"]
+def my_sampler(model, length, k, seed):
+    gen = torch.Generator().manual_seed(sample_seed(seed, 0))
+    x = torch.full((1, length), model.mask_id)
+    nfe = 0
+    for _ in range(length // k):
+        with torch.no_grad():
+            logp = model(x)[0]
+        nfe += 1
+        p1 = logp.max(-1).values.exp()
+        reveal = pick_most_confident(p1, x[0] == model.mask_id, k)
+        x[0, reveal] = draw(logp[reveal], gen)
+    return x[0], nfe
+
+
+# %%
+def check_sampler(fn, model, length=32):
+    """Against smkit.generate (confidence rule, SM off, one sample) on fixed seeds: the same tokens and the same
+    NFE. The difference names the first position that differs, in smkit's reveal order. Taking the likeliest
+    token instead of a draw fails with a hint; calling smkit's sampler is refused."""
+    from smkit.sampling.loop import Steps, _Loop, generate, iter_steps
+
+    def library(seed, k, **options):
+        g = generate(model, length=length, steps=length // k, strategy="confidence", soft_mask=False, seed=seed,
+                     num_samples=1, **options)
+        return g.tokens[0], g.nfe, g.trace
+
+    def answer(seed, k):
+        got = fn(model, length, k, seed)
+        return None if got is None else got
+
+    def compare(got, expected, atol):
+        if not (isinstance(got, tuple) and len(got) == 2):
+            return f"return the pair (tokens, nfe); got {type(got).__name__}"
+        tokens, nfe = torch.as_tensor(got[0]).flatten(), got[1]
+        want, want_nfe, trace = expected
+        problems = []
+        if tokens.shape != want.shape:
+            return f"tokens: {tokens.numel()} of them, expected {want.numel()}"
+        differ = (tokens != want).nonzero().flatten()
+        if differ.numel():
+            if trace is not None:
+                steps_of = trace.revealed[:, 0].int().argmax(0)
+                p = int(differ[steps_of[differ].argmin()])
+                where = f"first at position {p}, which smkit revealed at step {int(steps_of[p])}"
+                if int(steps_of[p]) == 0:
+                    where += " (the very first draw: check the generator, sample_seed(seed, 0), and draw())"
+            else:
+                p, where = int(differ[0]), f"first at position {int(differ[0])}"
+            problems.append(f"tokens: {differ.numel()} of {want.numel()} differ, {where}: yours "
+                            f"{model.tokenizer.decode([int(tokens[p])])!r}, smkit's {model.tokenizer.decode([int(want[p])])!r}")
+        if int(nfe) != int(want_nfe):
+            problems.append(f"NFE: yours {int(nfe)}, smkit's {int(want_nfe)} (one forward pass per step)")
+        return "; ".join(problems) or None
+
+    pairs = [(0, 4), (1, 4), (2, 8), (3, 1)]
+    cases = [Case(f"seed {s}, k = {k}", (s, k), (lambda s=s, k=k: library(s, k))) for s, k in pairs]
+    return check("your sampler", answer, cases, compare=compare,
+                 forbid=[generate, iter_steps, Steps.__next__, _Loop.run, top_n, STRATEGIES["confidence"]],
+                 hints=[Hint("you took the likeliest token at each revealed position: draw it with draw(logp[reveal], "
+                             "gen), a sample from p", lambda s, k: library(s, k, top_k=1)[:2] + (None,))])
+
+
+check_sampler(my_sampler, m, length=min(32, m.config.seq_len) // 8 * 8);
+
+# %% [markdown]
+# With your sampler done, the same seed decoded by smkit and by yours (they are equal when the check passed):
+
+# %%
+from smkit.exercises import attempt
+
+n_tokens = min(32, m.config.seq_len) // 8 * 8
+mine = attempt(my_sampler, m, n_tokens, 4, seed)
+print("smkit:", repr(smkit.generate(m, length=n_tokens, steps=n_tokens // 4, strategy="confidence", soft_mask=False,
+                                    seed=seed).texts[0]))
+print("yours:", "not done yet" if mine is None else repr(tok.decode(mine[0].tolist())) + f" (NFE {mine[1]})")
+
+# %% [markdown]
+# ## A filmstrip of one decode
+# Sample 0 of the `confidence` decode of section 2 at nine moments (· is a masked token): the surest tokens come
+# first, and they are often spaces, line breaks and punctuation.
+
+# %%
+from smkit.core.filmstrip import filmstrip
+
+print(filmstrip(gens["confidence"].trace if "confidence" in gens else gens[strategies[0]].trace, sample=0))
 
 # %% [markdown]
 # ## What to take away

@@ -53,7 +53,7 @@ import os
 
 import smkit
 from smkit import tasks
-from smkit.notebooks import check_answer, check_parameter, output_dir
+from smkit.notebooks import bool_parameter, check_answer, check_parameter, output_dir
 
 for name, value in (("train_givens", train_givens), ("givens", givens)):
     check_parameter(isinstance(value, int) and 17 <= value <= 80, name, value, "an integer in [17, 80]")
@@ -75,6 +75,7 @@ check_parameter(isinstance(cells_per_step, list) and cells_per_step and
                 "a non-empty list of integers >= 1")
 check_parameter(isinstance(seed, int) and seed >= 0, "seed", seed, "an integer >= 0")
 out = output_dir(out_dir, "runs/workshop5")
+live_widget = bool_parameter(live_widget, "live_widget")  # papermill's own -p passes true/false as text
 interactive = live_widget and "SMKIT_RUN_DIR" not in os.environ
 
 # %% [markdown]
