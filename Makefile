@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench lab clean
+.PHONY: install demo test test-quick bench lab clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The edit-test loop: the operator, the model, the layers and the error family, the rules, the sampler's invariants
+# and the tasks (about a minute of CPU on this project's 2-core machine). `make test` runs everything (CI runs that).
+QUICK_TESTS := tests/test_softmask.py tests/test_model.py tests/test_layers.py tests/test_errors.py \
+	tests/test_config.py tests/test_strategies.py tests/test_sampling.py tests/test_tasks.py
+test-quick: $(STAMP)
+	$(PY) -m pytest -q $(QUICK_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
