@@ -1,6 +1,7 @@
 """smkit: soft-masked diffusion language models, a notebook-centric research toolkit."""
 from .core.errors import (AdapterError, CheckpointError, ConfigError, DataError, DenoiserError, JudgeError,
-                          ParameterError, SmkitError, TaskError, TraceError, UnsafePickleError)
+                          ParameterError, SmkitError, TaskError, TraceError, TraceStepError,
+                          UnsafePickleError)
 from .core.notices import SamplingWarning, SmkitWarning, TrainingWarning
 from .core.soft_mask_params import SoftMaskParams
 from .core.softmask import SoftMask, entropy_from_logits, soft_mask_embeddings, soft_mask_lambda
@@ -15,14 +16,15 @@ from .training.train import TrainConfig, train
 from .core.strategies import STRATEGIES
 from .core.trace import StepRecord, Trace
 from .sampling.loop import Generation, Plan, SamplingConfig, Steps, generate, iter_steps
+from .sampling.trace_sink import TraceFile
 from .core import hooks
 from .core.hooks import add_hooks
 
 __version__ = "0.1.0"
 
 __all__ = ["SoftMaskParams", "SmkitWarning", "SamplingWarning", "TrainingWarning", "PRETRAINED", "DEFAULT_PRETRAINED", "SoftMask", "soft_mask_lambda", "soft_mask_embeddings", "entropy_from_logits", "DiffusionLM",
-           "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "Generation",
+           "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "TraceFile", "Generation",
            "SamplingConfig", "Plan", "generate", "iter_steps", "Steps", "hooks", "add_hooks", "from_hf", "add_adapter", "save_adapter", "load_adapter",
            "FinetuneConfig", "finetune", "save_pretrained",
            "SmkitError", "ConfigError", "DataError", "CheckpointError", "DenoiserError", "AdapterError", "TaskError",
-           "TraceError", "ParameterError", "JudgeError", "UnsafePickleError"]
+           "TraceError", "TraceStepError", "ParameterError", "JudgeError", "UnsafePickleError"]

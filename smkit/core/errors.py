@@ -41,6 +41,10 @@ class TraceError(SmkitError):
     """A trace file or trace request that cannot be served (truncated file, unknown format, step out of range)."""
 
 
+class TraceStepError(TraceError, IndexError):
+    """A step (or sample) index outside a trace; also an IndexError, as for any sequence."""
+
+
 class ParameterError(SmkitError):
     """A notebook parameter with a bad value."""
 

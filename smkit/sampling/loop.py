@@ -37,6 +37,7 @@ from ..core.schedules import get_schedule
 from ..core.softmask import entropy_from_log_probs, soft_mask_inputs, soft_mask_lambda
 from ..core.strategies import StepView, get_strategy
 from ..core.trace import StepRecord, Trace
+from .trace_sink import TraceSink, trace_target
 from ..core.errors import ConfigError
 
 
@@ -496,39 +497,46 @@ class Generation:
         return [self.tokenizer.decode(r) for r in self.tokens[:, self.prompt_length:].tolist()]
 
 
-def generate(model, prompt=None, config: SamplingConfig | None = None, *, trace: bool = True, hooks=None,
+def generate(model, prompt=None, config: SamplingConfig | None = None, *, trace=True, hooks=None,
              progress: bool = False, **overrides) -> Generation:
     """Decode with the settings of `config` (a `SamplingConfig`; default: every field's default) and `overrides`
     (any `SamplingConfig` field by name, e.g. `steps=64, strategy="margin", sm={"scale": 0.5}`), in the manner
     of Hugging Face's `generate(inputs, generation_config, **kwargs)`. `prompt`: text or token ids kept as a prefix.
-    Every field, its default and what it allows: `SamplingConfig`. trace: keep a `Trace` (False: records without
-    per-position statistics). hooks: {point: fn}, see `smkit.hooks`. progress: a progress bar over the steps that
-    will run. Returns a `Generation`."""
+    Every field, its default and what it allows: `SamplingConfig`. trace: True keeps a `Trace` in memory; a file
+    path (or `smkit.TraceFile(path, overwrite=..., precision=...)`) writes it there while decoding (memory: one
+    step; an existing file is kept unless overwrite=True; the path is checked before any compute) and returns it
+    opened lazily; False keeps none. hooks: {point: fn}, see `smkit.hooks`. progress: a progress bar over the
+    steps that will run. Returns a `Generation`."""
     cfg = sampling_config(config, prompt, overrides)
+    trace = trace_target(trace)
     if not trace:
         cfg = replace(cfg, k_trace=0)
-    it = iter_steps(model, config=cfg, hooks=hooks, trace=trace)
-    records, n = [], 0
+    it = iter_steps(model, config=cfg, hooks=hooks, trace=bool(trace))
+    sink = TraceSink(trace, it.plan, model, _meta(it.plan, model)) if trace else None
+    n = 0
     bar = None
     if progress:
         from ..core.progress import progress_bar
         bar = progress_bar(total=sum(n for *_, n in it.plan.blocks), desc="sampling", unit="step")
     t0 = time.perf_counter()
-    for rec in it:
-        n += 1
-        if trace:
-            records.append(rec.cpu())
-        if bar is not None:
-            bar.update(1)
+    try:
+        for rec in it:
+            n += 1
+            if sink is not None:
+                sink.add(rec)
+            if bar is not None:
+                bar.update(1)
+    except BaseException as err:
+        if sink is not None:
+            sink.abort(err)
+        raise
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
     tokens = it.tokens.cpu()
     tok = model.tokenizer
     texts = [tok.decode(r) for r in tokens.tolist()] if tok is not None else None
-    tr = None
-    if trace and records:
-        tr = Trace.from_records(records, meta=_meta(it.plan, model), tokenizer=tok)
+    tr = sink.finish() if sink is not None else None
     return Generation(tokens=tokens, texts=texts, nfe=it.nfe, trace=tr, steps=n, wall_time=wall,
                       prompt_length=it.plan.prompt_length, config=cfg, tokenizer=tok)
 
