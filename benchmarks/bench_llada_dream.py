@@ -167,6 +167,23 @@ def measure(kind: str, dtype_name: str, args) -> list[Row]:
     return rows
 
 
+def docs_table(report: dict) -> str:
+    """The figures of a --json report as the table docs/huggingface.md shows (a test keeps the two in step)."""
+    lines = ["| model, dtype | t(2 layers) | t_layer | fixed | t(all layers) per forward | per token | weights, "
+             "all layers | peak RSS, 2 layers |", "|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        if not r["name"].endswith("_ms_per_token_built"):
+            continue
+        e = r["extra"]
+        kind, dtype = r["name"].split("_")[:2]
+        full = e["fixed_cpu_s"] + e["layers_real"] * e["t_layer_cpu_s"]
+        lines.append(f"| {NAMES[kind]} {dtype} | {e['t_model_cpu_s'] * 1e3:.0f} ms | {e['t_layer_cpu_s'] * 1e3:.0f} ms "
+                     f"| {e['fixed_cpu_s'] * 1e3:.0f} ms | {e['fixed_cpu_s'] * 1e3:.0f} + {e['layers_real']} x "
+                     f"{e['t_layer_cpu_s'] * 1e3:.0f} = {full:.1f} s | {full / e['tokens'] * 1e3:.0f} ms "
+                     f"| {e['weights_gib_real']:.1f} GiB | {e['peak_rss_gib']:.1f} GiB |")
+    return "\n".join(lines)
+
+
 def collect(argv=None) -> list[Row]:
     args = resolve(parser().parse_args(argv), FULL, QUICK)
     models = [m for m in args.models.split(",") if m]

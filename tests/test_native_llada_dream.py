@@ -354,3 +354,14 @@ def test_the_command_line_samples_and_converts_a_native_folder(tmp_path):
     x[:, 4::2] = MASK_ID["dream"]
     with torch.no_grad():
         assert torch.equal(converted(x), smkit.load_pretrained(bare, tokenizer=str(tok_dir))(x))
+
+
+def test_the_docs_show_the_committed_benchmark_figures(monkeypatch):
+    root = fixture("llada").parents[2]
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
+    from bench_llada_dream import docs_table
+
+    report = json.loads((root / "benchmarks" / "llada_dream.json").read_text())
+    assert {r["name"].split("_ms")[0] for r in report["rows"]} >= {"llada_fp32", "llada_bf16", "dream_fp32",
+                                                                   "dream_bf16"}
+    assert docs_table(report) in (root / "docs" / "huggingface.md").read_text()
