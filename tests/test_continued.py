@@ -66,7 +66,7 @@ def test_the_old_sm_keys_still_read_with_a_deprecation_message(tiny_train_kwargs
 
 
 def test_a_warmup_longer_than_the_run_is_shortened_and_said(tiny_train_kwargs, tmp_path):
-    with pytest.warns(smkit.TrainingWarning, match="warmup_steps=100 >= steps=20.*shortened to 2"):
+    with pytest.warns(smkit.TrainingWarning, match="warmup_steps=100 > steps=20.*shortened to 2"):
         cfg = _cfg({**tiny_train_kwargs, "warmup_steps": 100}, tmp_path, steps=20).validate()
     assert cfg.warmup_steps == 2
 

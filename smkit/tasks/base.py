@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.config import is_int
 from ..core.errors import ConfigError, TaskError
 
 MASK = "[MASK]"
@@ -67,12 +68,8 @@ def mask_cells(answer: str, hidden) -> str:
     return "".join(MASK if i in hidden else c for i, c in enumerate(answer))
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def check_int(task: str, name: str, value, low: int, high: int) -> int:
-    if not _is_int(value) or not low <= value <= high:
+    if not is_int(value) or not low <= value <= high:
         raise TaskError(f"task {task!r}: {name}={value!r}: must be an integer in [{low}, {high}]")
     return int(value)
 
@@ -135,9 +132,9 @@ class Task(ABC):
     def generate(self, n: int, seed: int = 0, split: str = "test") -> list[Example]:
         """`n` examples of `split` (default `test`: held out from every training stream), the same for the
         same (n, seed, split). Example i does not depend on n."""
-        if not _is_int(n) or n < 0:
+        if not is_int(n) or n < 0:
             raise TaskError(f"n={n!r}: must be an integer >= 0 (examples to generate)")
-        if not _is_int(seed) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise TaskError(f"seed={seed!r}: must be an integer >= 0")
         if split not in SPLITS:
             raise TaskError(f"split={split!r}: choose one of {SPLITS}")

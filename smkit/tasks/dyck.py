@@ -11,7 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .base import Example, Task, TaskError, _is_int, check_int, mask_cells
+from ..core.config import is_int
+from .base import Example, Task, TaskError, check_int, mask_cells
 
 PAIRS = ("()", "[]", "{}", "<>")
 
@@ -54,7 +55,7 @@ class Dyck(Task):
                             f"bracket)")
         p["types"] = check_int(self.NAME, "types", p["types"], 1, len(PAIRS))
         given = p["given"]
-        if _is_int(given):
+        if is_int(given):
             p["given"] = check_int(self.NAME, "given", given, 0, p["length"] - 1)
         elif not isinstance(given, (float, np.floating)) or not 0 <= given < 1 or \
                 round(given * p["length"]) >= p["length"]:
@@ -67,7 +68,7 @@ class Dyck(Task):
     def shown(self) -> int:
         """Positions given in every puzzle."""
         g = self.params["given"]
-        return g if _is_int(g) else round(g * self.params["length"])
+        return g if is_int(g) else round(g * self.params["length"])
 
     @property
     def length(self) -> int:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .base import Task, TaskError, _is_int, encode
+from ..core.config import is_int
+from .base import Task, TaskError, encode
 
 Z95 = 1.959963984540054   # the standard normal's 97.5% quantile
 _RESERVED = ("prompt", "infill", "num_samples", "length", "first_sample", "trace", "progress")
@@ -21,9 +22,9 @@ _RESERVED = ("prompt", "infill", "num_samples", "length", "first_sample", "trace
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (95% with the default z)."""
-    if not _is_int(n) or n < 1:
+    if not is_int(n) or n < 1:
         raise TaskError(f"n={n!r}: the Wilson interval needs at least one trial")
-    if not _is_int(successes) or not 0 <= successes <= n:
+    if not is_int(successes) or not 0 <= successes <= n:
         raise TaskError(f"successes={successes!r}: must be an integer in [0, n={n}]")
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -89,12 +90,12 @@ def evaluate(model, task: Task | str | None = None, n: int = 256, steps: int | N
     reserved = sorted(set(decode_options) & set(_RESERVED))
     if reserved:
         raise TaskError(f"decode option(s) {reserved} are set by evaluate (each puzzle is its sample's template)")
-    if not _is_int(n) or n < 1:
+    if not is_int(n) or n < 1:
         raise TaskError(f"n={n!r}: must be an integer >= 1 (puzzles to decode)")
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise TaskError(f"batch_size={batch_size!r}: must be an integer >= 1")
     steps = task.masked if steps is None else steps
-    if not _is_int(steps) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise TaskError(f"steps={steps!r}: must be an integer >= 1 (the task masks {task.masked} cells)")
     _check_model(model, task)
     examples = task.generate(n, seed, split="test")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from .base import TaskError, _is_int
+from ..core.config import is_int
+from .base import TaskError
 from .evaluate import evaluate
 from .registry import for_model, get
 
@@ -26,7 +27,7 @@ def sweep(models: dict, task=None, n: int = 256, cells_per_step=(1, 2, 4, 8), st
     import pandas as pd
     if not isinstance(models, dict) or not models:
         raise TaskError("models: give a dict {label: model} or {label: (model, soft_mask)} with at least one entry")
-    bad = [c for c in cells_per_step if not _is_int(c) or c < 1]
+    bad = [c for c in cells_per_step if not is_int(c) or c < 1]
     if bad or not cells_per_step:
         raise TaskError(f"cells_per_step={list(cells_per_step)!r}: integers >= 1, e.g. (1, 2, 4, 8)")
     rows = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.config import ConfigError, check, with_overrides
+from ..core.config import ConfigError, check, is_int, with_overrides
 from .distributed import Runtime
 from ..models.denoiser import DiffusionLM
 from ..core.precision import resolve_bf16
@@ -55,7 +55,7 @@ class FinetuneConfig:
     def validate(self) -> "FinetuneConfig":
         for name in ("steps", "batch_size", "log_every"):
             v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "must be an integer >= 1")
+            check(is_int(v) and v >= 1, name, v, "must be an integer >= 1")
         for name in ("lr", "sm_lr", "weight_decay", "grad_clip"):
             v = getattr(self, name)
             check(isinstance(v, (int, float)) and v >= 0, name, v, "must be a number >= 0")
@@ -68,19 +68,15 @@ class FinetuneConfig:
         for name in ("soft_mask", "one_t_per_batch", "progress"):
             check(isinstance(getattr(self, name), bool), name, getattr(self, name), "must be True or False")
         check(self.bf16 is None or isinstance(self.bf16, bool), "bf16", self.bf16, "must be None, True or False")
-        check(self.seq_len is None or (isinstance(self.seq_len, int) and self.seq_len >= 2), "seq_len",
+        check(self.seq_len is None or (is_int(self.seq_len) and self.seq_len >= 2), "seq_len",
               self.seq_len, "must be None or an integer >= 2")
-        check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
-        check(_is_count(self.warmup_steps, 0), "warmup_steps", self.warmup_steps, "must be an integer >= 0")
+        check(is_int(self.seed) and self.seed >= 0, "seed", self.seed, "must be an integer >= 0")
+        check(is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "must be an integer >= 0")
         check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, "constant or cosine")
-        check(self.micro_batch_size is None or (_is_count(self.micro_batch_size, 1)
+        check(self.micro_batch_size is None or (is_int(self.micro_batch_size) and self.micro_batch_size >= 1
                                                 and self.batch_size % self.micro_batch_size == 0),
               "micro_batch_size", self.micro_batch_size, f"must divide batch_size={self.batch_size}, or be None")
         return self
-
-
-def _is_count(v, least: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= least
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 from ..io import checkpoint as ckpt
 from ..models.backbones import BACKBONES, BackboneConfig
 from ..models.dit import PRESETS as DIT_PRESETS
-from ..core.config import ConfigError, check, from_mapping, with_overrides
+from ..core.config import ConfigError, check, from_mapping, is_int, with_overrides
 from .continued import load_base
 from ..io.data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
 from .distributed import Runtime
@@ -163,9 +163,9 @@ class TrainConfig:
 
     def _fit_warmup(self) -> None:
         """A warmup as long as the run would never reach `lr`: shorten it to a tenth of the run, and say so."""
-        if self.steps is not None and self.warmup_steps >= self.steps > 0:
+        if self.steps is not None and self.warmup_steps > self.steps > 0:
             fitted = self.steps // 10
-            notify(f"warmup_steps={self.warmup_steps} >= steps={self.steps}: the learning rate would never reach "
+            notify(f"warmup_steps={self.warmup_steps} > steps={self.steps}: the learning rate would never reach "
                    f"lr={self.lr:g}; warmup shortened to {fitted} updates (set warmup_steps below steps to choose)",
                    TrainingWarning)
             self.warmup_steps = fitted
@@ -221,7 +221,7 @@ def _check_types(cfg: TrainConfig) -> None:
         if base is bool:
             ok = isinstance(value, bool)
         elif base is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = is_int(value)
         elif base is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         else:
