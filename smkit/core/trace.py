@@ -201,8 +201,8 @@ class Trace:
         from .trace_file import TraceFile
         from .trace_v1 import read_v1
         if _is_format_1(path):
-            records, meta, head = read_v1(path)
-            tr = cls.from_records(records, meta)
+            steps, meta, head = read_v1(path)
+            tr = cls.from_records([StepRecord(**kw) for kw in steps], meta)
             tr._store.head.update(head)
             return tr
         return cls(_FileStore(TraceFile(path, lazy=False, partial=partial)))

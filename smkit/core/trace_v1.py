@@ -15,10 +15,9 @@ _TENSORS = ("t", "tokens", "masked_before", "revealed", "remasked", "lam", "entr
 
 
 def read_v1(path) -> tuple[list, dict, dict]:
-    """(StepRecords, meta, head) of a format-1 file; head holds the tokenizer JSON and mask token if any."""
+    """(one dict of StepRecord fields per step, meta, head) of a format-1 file; head holds the tokenizer JSON
+    and mask token if any."""
     from safetensors import SafetensorError, safe_open
-
-    from .trace import StepRecord
 
     path = Path(path)
     try:
@@ -47,6 +46,6 @@ def read_v1(path) -> tuple[list, dict, dict]:
     for i in range(arrays["step"].shape[0]):
         kw = {n: (float(arrays[n][i]) if n == "wall_time" else int(arrays[n][i])) for n in _SCALARS}
         kw.update({n: arrays[n][i] if n in arrays else None for n in _TENSORS})
-        records.append(StepRecord(**kw, mask_id=mask_id))
+        records.append(dict(kw, mask_id=mask_id))
     head = {k: header[k] for k in ("tokenizer", "mask_token") if k in header}
     return records, meta, head
