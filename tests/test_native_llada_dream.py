@@ -3,6 +3,7 @@ weights mapped by name. Their log-probabilities match what the authors' modeling
 tests/fixtures, see NATIVE_LLADA_DREAM.md); everything smkit does works on them; bad folders fail before compute;
 code shipped in a folder never runs."""
 import json
+import shutil
 import warnings
 
 import pytest
@@ -107,6 +108,24 @@ def test_one_file_and_shards_load_the_same_model(tmp_path):
     x = reference("llada")["input_ids"]
     with torch.no_grad():
         assert torch.equal(smkit.load_pretrained(folder)(x), smkit.load_pretrained(fixture("llada"))(x))
+
+
+def test_a_tied_output_layer_is_the_input_embedding(tmp_path):
+    """LLaDA's default weight_tying=true: no ff_out in the files, the logits come from the embedding matrix."""
+    folder = copy_folder("llada", tmp_path / "tied")
+    _config(folder, weight_tying=True)
+    _drop_weight(folder, "model.transformer.ff_out.weight")
+    tied = smkit.load_pretrained(folder)
+    assert tied.backbone.lm_head.weight is tied.backbone.model.embed_tokens.weight
+    untied = smkit.load_pretrained(fixture("llada"))
+    with torch.no_grad():
+        untied.backbone.lm_head.weight.copy_(untied.backbone.model.embed_tokens.weight)
+        x = reference("llada")["input_ids"]
+        assert torch.equal(tied(x), untied(x))
+    shutil.copy(fixture("llada") / "model.safetensors", folder / "model.safetensors")   # ff_out back: one too many
+    with pytest.raises(smkit.CheckpointError, match="not part of a LLaDA model of this config 1: "
+                                                    "\\['model.transformer.ff_out.weight'\\]"):
+        smkit.load_pretrained(folder)
 
 
 def test_from_hf_takes_the_same_folders_and_options(tmp_path):
