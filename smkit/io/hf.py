@@ -3,8 +3,8 @@ serve as a denoiser for soft-masking, and wrap it in `DiffusionLM` (where SUBS, 
 
 A denoiser here is any module whose `forward(inputs_embeds=...)` returns logits over its input embedding
 rows: masked LMs (BERT, RoBERTa, ModernBERT, ...) and decoder-style diffusion LMs with bidirectional attention,
-whose logits may be shifted right by one position (Dream: `shift_logits=True`). Code shipped with a model
-runs only with an explicit `trust_remote_code=True`.
+whose logits may be shifted right by one position (Dream). LLaDA and Dream folders are built natively
+(`smkit.io.native_hf`); code shipped with any other model runs only with an explicit `trust_remote_code=True`.
 """
 from __future__ import annotations
 

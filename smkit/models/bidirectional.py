@@ -9,7 +9,7 @@ initialisation: an 8B model would take minutes) and gets its weights from `with_
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -123,7 +123,3 @@ def random_decoder(shape: DecoderShape, dtype: torch.dtype = torch.float32, seed
         else:
             weights[name] = torch.randn(size, generator=gen, dtype=torch.float32).to(dtype).mul_(std)
     return with_weights(decoder, weights)
-
-
-def describe(shape: DecoderShape) -> dict:
-    return {**asdict(shape), "parameters": shape.parameter_count()}
