@@ -58,7 +58,7 @@ class DiffusionLM(nn.Module):
         logits = backbone_logits(self.backbone(inputs_embeds=inputs_embeds)).float()
         if self.config.shift_logits:
             logits = shift_right(logits)
-        return subs(logits, input_ids, self.mask_id, self.config.n_tokens)
+        return subs(logits, input_ids, self.mask_id, self.config.n_tokens, inplace=True)
 
     def soft_embeddings(self, input_ids, logits, k: int | None = None) -> torch.Tensor:
         return self.soft_mask(input_ids, logits, self.embedding_weight, self.mask_id, k)
@@ -137,16 +137,34 @@ class DiffusionLM(nn.Module):
         return load_pretrained(path, **options)
 
 
-def subs(logits: torch.Tensor, input_ids: torch.Tensor, mask_id: int, n_tokens: int | None = None) -> torch.Tensor:
+def subs(logits: torch.Tensor, input_ids: torch.Tensor, mask_id: int, n_tokens: int | None = None,
+         inplace: bool = False) -> torch.Tensor:
     """SUBS parameterisation: log-probs with the mask token (and ids >= n_tokens, which no token uses) at
-    -inf; unmasked positions copy their input."""
-    logits = logits.clone()
+    -inf; unmasked positions copy their input (log-prob 0 there, -inf elsewhere). `inplace=True` lets it overwrite
+    `logits` (a caller that owns them, as `DiffusionLM.forward` does, saves a [B, L, V] copy).
+
+    Costs about one log-softmax: the excluded columns are filled in place, and only the rows of unmasked
+    positions are rewritten (without gradient in place; with gradient by one masked_fill)."""
+    if not inplace:
+        logits = logits.clone()
     logits[..., mask_id] = float("-inf")
     if n_tokens is not None:
         logits[..., n_tokens:] = float("-inf")
     logp = torch.log_softmax(logits, dim=-1)
-    carry = torch.full_like(logp, float("-inf")).scatter_(-1, input_ids.unsqueeze(-1), 0.0)
-    return torch.where((input_ids != mask_id).unsqueeze(-1), carry, logp)
+    keep = input_ids != mask_id
+    if logp.requires_grad:
+        logp = logp.masked_fill(keep.unsqueeze(-1), float("-inf"))
+        logp[keep, input_ids[keep]] = 0.0
+        return logp
+    if not logp.is_contiguous():
+        logp[keep] = float("-inf")
+        logp[keep, input_ids[keep]] = 0.0
+        return logp
+    flat = logp.view(-1, logp.shape[-1])
+    rows = keep.reshape(-1).nonzero().squeeze(1)
+    flat.index_fill_(0, rows, float("-inf"))
+    flat[rows, input_ids.reshape(-1)[rows]] = 0.0
+    return logp
 
 
 def shift_right(logits: torch.Tensor) -> torch.Tensor:
