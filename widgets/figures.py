@@ -50,13 +50,10 @@ def _domain_end(i: int, n: int, spacing: float) -> float:
     return i * (width + spacing) + width
 
 
-def _nan_to_none(z: np.ndarray) -> list:
-    return np.where(np.isnan(z), None, np.round(z, 4)).tolist()
-
-
-def heat_z(view: SampleView, field: str) -> list:
-    """Heatmap rows (steps) of 'lam' or 'entropy', None where blank."""
-    return _nan_to_none(view.lam_map() if field == "lam" else view.entropy_map())
+def heat_z(view: SampleView, field: str) -> np.ndarray:
+    """Heatmap rows (steps) of 'lam' or 'entropy' as float32, NaN where blank (plotly leaves NaN cells empty;
+    a numpy array travels to the browser as binary, not as a list of numbers)."""
+    return view.lam_map() if field == "lam" else view.entropy_map()
 
 
 def heatmaps_figure(views: list[SampleView], step: int, pos: int = -1, field: str = "both",
@@ -65,7 +62,8 @@ def heatmaps_figure(views: list[SampleView], step: int, pos: int = -1, field: st
     if field == "both":
         (view,) = views
         panels = [(view, "lam"), (view, "entropy")]
-        titles = titles or ["\u03bb fed back (masked after the step)", "entropy H (nats, positions predicted)"]
+        titles = titles or ["\u03bb fed back (masked after the step)" if view.has_lambda else
+                            "no \u03bb: this decode feeds back none", "entropy H (nats, positions predicted)"]
     else:
         panels = [(v, field) for v in views]
         titles = titles or [f"{field} {i}" for i in range(len(views))]
@@ -137,9 +135,9 @@ def trajectory_update(view: SampleView, step: int, pos: int, data: bool = True) 
             r = view.reveal_step(pos)
             out["traces"] = {0: dict(x=steps, y=view.lam[:, pos].round(4).tolist()),
                              1: dict(x=steps, y=view.entropy[:, pos].round(4).tolist()),
-                             2: dict(x=steps, y=view.topk_probs[:, pos, 0].round(4).tolist()),
+                             2: dict(x=steps, y=view.top1[:, pos].round(4).tolist()),
                              3: dict(x=[] if r is None else [r],
-                                     y=[] if r is None else [float(view.topk_probs[r, pos, 0])],
+                                     y=[] if r is None else [float(view.top1[r, pos])],
                                      text=[] if r is None else [view.labels[int(view.tokens[r, pos])]])}
             out["layout"] = dict(title_text=f"position {pos} over the steps")
     return out
@@ -167,7 +165,7 @@ def lambda_figure(view: SampleView, step: int, pos: int, height: int = 280) -> g
     hx, ly = lambda_curve(view.soft_mask, entropy_max(view))
     sm = view.soft_mask
     name = (f"\u03bb(H): w_s={sm['scale']:.3f} w_a={sm['steepness']:.2f} w_b={sm['centre']:.2f}" if sm
-            else "\u03bb(H) (w unknown)")
+            else "\u03bb(H) (w unknown)" if view.has_lambda else "no \u03bb: this decode feeds back none")
     fig = go.Figure([go.Scatter(x=hx, y=ly, mode="lines", name=name, line=dict(color="#555")),
                      go.Scatter(x=[], y=[], mode="markers", name="masked now",
                                 marker=dict(color=SOFT_COLOUR, size=6, opacity=0.7),

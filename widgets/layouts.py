@@ -69,7 +69,7 @@ Layout = Callable[[StepFields], list]  # StepFields -> list[Cell]
 
 def step_fields(view: SampleView, step: int) -> StepFields:
     """The fields of `view` after `step` that a layout sees."""
-    ids, probs = view.topk_ids[step], view.topk_probs[step]
+    ids, probs = view.topk_at(step)
     return StepFields(text=view.texts(step), final_text=view.texts(view.num_steps - 1),
                       labels=view.token_labels(step), states=view.states(step), colours=view.colours(step),
                       fixed=view.fixed[step].copy(), masked=view.masked_after(step), revealed=view.revealed[step].copy(),

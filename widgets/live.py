@@ -57,6 +57,7 @@ class LiveDecoder(W.VBox):
         self.slider.observe(self._on_slider, "value")
         self.sample_every = max(1, int(sample_every))
         self.records: list = []
+        self.trace = None  # the steps received so far, a smkit Trace in memory
         self.views: StepViews | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,7 +75,7 @@ class LiveDecoder(W.VBox):
         """The keyword arguments handed to `smkit.iter_steps` from the controls."""
         kw = dict(prompt=self.prompt.value or None, num_samples=1, length=int(self.length.value),
                   steps=int(self.steps.value), strategy=self.strategy.value, soft_mask=bool(self.soft.value),
-                  seed=int(self.seed.value), k=int(self.k.value))
+                  seed=int(self.seed.value), sm={"k": int(self.k.value)})
         if self.override.value and self.soft.value:
             kw["hooks"] = {"lambda": _constant_lambda(float(self.lam_value.value))}
         return kw
@@ -107,6 +108,7 @@ class LiveDecoder(W.VBox):
         after each. Returns the records received (fewer than `steps` when stopped)."""
         self._stop.clear()
         self.records, self.error, self._following = [], None, True
+        self.trace = None
         self._soft_mask = {**self.model.soft_mask.values(), "k": int(self.k.value)}
         self.run_button.disabled, self.stop_button.disabled, self.slider.disabled = True, False, True
         self.status.value = "decoding\u2026"
@@ -139,15 +141,20 @@ class LiveDecoder(W.VBox):
         from smkit.core.trace import Trace
         self.records.append(rec)
         n = len(self.records)
-        new = sample_view(Trace.from_records([rec]), 0, model=self.model, k=int(self.k.value),
-                          soft_mask=self._soft_mask)
-        if self.views is None:
-            self.views = StepViews(new, 0, -1)
-            self.views.cells.observe(lambda ch: self.views.show(position=ch["new"]), "selected")
-            self.area.children = [self.views.box]
+        if self.trace is None:  # the run's first step: a trace in memory that grows as the steps arrive
+            self.trace = Trace.from_records([rec], meta={"mask_id": self.model.mask_id, "sm": self._soft_mask},
+                                            tokenizer=self.model.tokenizer, n_ids=self.model.config.vocab_size)
+            view = sample_view(self.trace, 0, model=self.model, k=int(self.k.value), soft_mask=self._soft_mask)
+            if self.views is None:
+                self.views = StepViews(view, 0, -1)
+                self.views.cells.observe(lambda ch: self.views.show(position=ch["new"]), "selected")
+                self.area.children = [self.views.box]
+            else:
+                self.views.redraw(view, step=0)
         else:
+            self.trace.append(rec)
             view = self.views.view
-            view.append(new)
+            view.refresh()
             if n % self.sample_every == 0 or self._stop.is_set():
                 self.views.redraw(view, step=n - 1 if self._following else self.views.step)
         with self.slider.hold_trait_notifications():

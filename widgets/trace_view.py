@@ -1,19 +1,19 @@
-"""One sample of a Trace as numpy arrays, and what the views show of it: states, colours, labels, mixtures.
+"""One sample of a Trace, read lazily, and what the views show of it: states, colours, labels, mixtures.
 
-Every widget and the HTML export read a `SampleView`; nothing else touches the Trace's tensors. Arrays
-have a leading step axis S and a position axis L (k_trace = top-k kept by the trace):
+Every widget and the HTML export read a `SampleView`; nothing else touches the Trace. The per-step maps of
+the sample (leading step axis S, position axis L) are read once, on first use (`Trace.sample_maps`: each
+step's changes and this sample's statistics, a few MB at L = S = 1024); the top-k candidates of a step are
+read when that step is shown (`topk_at`, a few steps kept):
 
     tokens [S, L] (after the step)   masked_before / revealed / remasked [S, L] bool   fixed [S, L] bool
     lam [S, L] (lambda that builds the NEXT input, 0 where not masked)   entropy [S, L] (nats)
-    topk_ids / topk_probs [S, L, k_trace]   t [S]   nfe [S]
+    top1 [S, L] (the top-1 probability)   t [S]   nfe [S]   topk_at(s) -> ids, probs [L, k_trace]
 
 A position's state after step s is, first match wins: fixed (prompt / infill), revealed (at step s),
 remasked (at step s), soft (still masked, lambda >= 1e-3: the next input mixes in candidates), masked
 (still masked, lambda below that), decoded (revealed at an earlier step).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 from smkit.core.errors import ConfigError, TraceError
@@ -70,55 +70,85 @@ def vocab_labels(tokenizer, vocab_size: int, mask_id: int | None) -> list[str]:
     return labels
 
 
-def _np(x, dtype=None):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-        if x.dtype.is_floating_point:
-            x = x.float()
-        x = x.numpy()
-    x = np.asarray(x)
-    return x.astype(dtype) if dtype is not None else x
-
-
-@dataclass
 class SampleView:
-    """One sample of a trace: numpy arrays [S, L, ...] and the vocabulary's labels (see module docstring)."""
-    tokens: np.ndarray
-    masked_before: np.ndarray
-    revealed: np.ndarray
-    remasked: np.ndarray
-    fixed: np.ndarray
-    lam: np.ndarray
-    entropy: np.ndarray
-    topk_ids: np.ndarray
-    topk_probs: np.ndarray
-    t: np.ndarray
-    nfe: np.ndarray
-    mask_id: int
-    labels: list[str]
-    k: int  # candidates in the SM mixture (the first k of the trace's top-k)
-    soft_mask: dict | None = None  # {'scale', 'centre', 'steepness', 'k'} when known
-    sample: int = 0
-    vocab_text: list[str] | None = None  # raw text of every id (labels are made visible; these are not)
-    _codes: dict = field(default_factory=dict, repr=False)
+    """One sample of a trace (see the module docstring): maps [S, L] read on first use, top-k per step."""
+
+    def __init__(self, trace, sample: int, mask_id: int, labels: list[str], k: int, soft_mask: dict | None = None,
+                 vocab_text: list[str] | None = None):
+        self.trace, self.sample = trace, int(sample)
+        self.mask_id, self.labels, self.k = int(mask_id), labels, int(k)
+        self.soft_mask = soft_mask      # {'scale', 'centre', 'steepness', 'k'} when known
+        self.vocab_text = vocab_text    # raw text of every id (labels are made visible; these are not)
+        self.has_lambda = "lam" in trace.fields   # a Hugging Face decode feeds back no lambda
+        self.num_steps = len(trace)
+        self.length = int(trace.length)
+        self.k_trace = int(trace.k_trace)
+        self._maps = None
+        self._topk: dict[int, tuple] = {}
+        self._codes: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------ the sample's maps
+    @property
+    def maps(self) -> dict:
+        if self._maps is None:
+            self._maps = self.trace.sample_maps(self.sample)
+            if not self.has_lambda:
+                self._maps["lam"] = np.zeros_like(self._maps["entropy"])
+        return self._maps
+
+    tokens = property(lambda self: self.maps["tokens"])
+    masked_before = property(lambda self: self.maps["masked_before"])
+    revealed = property(lambda self: self.maps["revealed"])
+    remasked = property(lambda self: self.maps["remasked"])
+    fixed = property(lambda self: self.maps["fixed"])
+    lam = property(lambda self: self.maps["lam"])
+    entropy = property(lambda self: self.maps["entropy"])
+    top1 = property(lambda self: self.maps["top1"])
+    t = property(lambda self: self.maps["t"])
+    nfe = property(lambda self: self.maps["nfe"])
+
+    def refresh(self) -> None:
+        """Take in the steps the trace gained since this view was made (a live decode), reading only those."""
+        n = len(self.trace)
+        if n == self.num_steps:
+            return
+        if self._maps is not None:
+            new = [self.trace.at(s, samples=[self.sample]) for s in range(self.num_steps, n)]
+            add = {name: np.stack([d[name][0] for d in new]) for name in
+                   ("tokens", "masked_before", "revealed", "remasked", "fixed", "lam", "entropy", "t") if name in new[0]}
+            add["top1"] = np.stack([d["topk_probs"][0][:, 0] for d in new])
+            add["nfe"] = np.asarray([d["nfe"] for d in new])
+            for name, v in add.items():
+                self._maps[name] = np.concatenate([self._maps[name], v])
+        self.num_steps = n
+        self._codes.clear()
 
     # ------------------------------------------------------------ shape
-    @property
-    def num_steps(self) -> int:
-        return int(self.tokens.shape[0])
-
-    @property
-    def length(self) -> int:
-        return int(self.tokens.shape[1])
-
-    @property
-    def k_trace(self) -> int:
-        return int(self.topk_ids.shape[-1])
-
     def clamp_step(self, step: int) -> int:
         return int(min(max(int(step), 0), self.num_steps - 1))
 
     # ------------------------------------------------------------ per step
+    def topk_at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [L, k_trace] int64, probabilities [L, k_trace] float32) of `step`: one step read."""
+        step = int(step) % self.num_steps
+        got = self._topk.get(step)
+        if got is None:
+            d = self.trace.at(step, samples=[self.sample])
+            got = (d["topk_ids"][0], d["topk_probs"][0])
+            if len(self._topk) >= 64:
+                self._topk.pop(next(iter(self._topk)))
+            self._topk[step] = got
+        return got
+
+    @property
+    def topk_ids(self) -> np.ndarray:
+        """[S, L, k_trace] every step's candidates (reads every step: the HTML export)."""
+        return np.stack([self.topk_at(s)[0] for s in range(self.num_steps)])
+
+    @property
+    def topk_probs(self) -> np.ndarray:
+        return np.stack([self.topk_at(s)[1] for s in range(self.num_steps)])
+
     def masked_after(self, step: int) -> np.ndarray:
         return self.tokens[step] == self.mask_id
 
@@ -156,7 +186,8 @@ class SampleView:
         lab = np.asarray(self.labels, dtype=object)
         ids = self.tokens[step].copy()
         soft = codes == SOFT
-        ids[soft] = self.topk_ids[step][soft, 0]
+        if soft.any():
+            ids[soft] = self.topk_at(step)[0][soft, 0]
         out = lab[ids]
         out[(codes == MASKED) | (codes == REMASKED)] = MASK_GLYPH
         return out.tolist()
@@ -165,7 +196,7 @@ class SampleView:
         """Hover text of every position: state, lambda, entropy and the top-k candidates with probabilities."""
         codes = self.state_codes(step)
         lab = self.labels
-        ids, probs = self.topk_ids[step], self.topk_probs[step]
+        ids, probs = self.topk_at(step)
         lam, ent, tok = self.lam[step], self.entropy[step], self.tokens[step]
         out = []
         for p in range(self.length):
@@ -195,9 +226,10 @@ class SampleView:
             return [self.labels[tok]], [1.0]
         import torch
         from smkit.core.softmask import mixture_weights
-        probs = torch.as_tensor(self.topk_probs[step, pos, : self.k], dtype=torch.float64)
+        ids, probs = self.topk_at(step)
+        probs = torch.as_tensor(probs[pos, : self.k], dtype=torch.float64)
         weights = mixture_weights(torch.tensor(float(self.lam[step, pos]), dtype=torch.float64), probs.log())
-        names = [MASK_LABEL] + [f"{r + 1}: {self.labels[int(i)]}" for r, i in enumerate(self.topk_ids[step, pos, : self.k])]
+        names = [MASK_LABEL] + [f"{r + 1}: {self.labels[int(i)]}" for r, i in enumerate(ids[pos, : self.k])]
         return names, weights.tolist()
 
     def mixture_table(self) -> np.ndarray:
@@ -217,27 +249,16 @@ class SampleView:
     # ------------------------------------------------------------ heatmaps
     def lam_map(self) -> np.ndarray:
         """[S, L] lambda where the position is masked after the step, NaN elsewhere (blank in a heatmap)."""
-        return np.where(self.tokens == self.mask_id, self.lam, np.nan)
+        return np.where(self.tokens == self.mask_id, self.lam, np.nan).astype(np.float32)
 
     def entropy_map(self) -> np.ndarray:
         """[S, L] entropy where the position was masked before the step (the ones predicted), NaN elsewhere."""
-        return np.where(self.masked_before & ~self.fixed, self.entropy, np.nan)
+        return np.where(self.masked_before & ~self.fixed, self.entropy, np.nan).astype(np.float32)
 
     def lambda_points(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(positions, entropy, lambda) of the positions still masked after `step`."""
         pos = np.flatnonzero(self.masked_after(step))
         return pos, self.entropy[step, pos], self.lam[step, pos]
-
-    # ------------------------------------------------------------ growth (LiveDecoder)
-    def append(self, other: "SampleView") -> None:
-        """Add the steps of `other` (same sample, same length) after these ones."""
-        for name in ("tokens", "masked_before", "revealed", "remasked", "fixed", "lam", "entropy", "topk_ids",
-                     "topk_probs", "t", "nfe"):
-            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)], axis=0))
-        self._codes.clear()
-
-
-_FIELDS = ("tokens", "masked_before", "revealed", "remasked", "fixed", "lam", "entropy", "topk_ids", "topk_probs")
 
 
 def _meta(trace) -> dict:
@@ -257,69 +278,54 @@ def trace_soft_mask(trace) -> dict | None:
 
 
 def num_samples(trace) -> int:
-    return int(_np(trace.tokens).shape[1])
+    return int(trace.num_samples)
 
 
 def final_texts(trace, vocab_text: list[str]) -> list[str]:
     """Every sample's text after the trace's last step: the raw text of its tokens (`SampleView.vocab_text`)."""
-    tokens = _np(trace.tokens)
-    return ["".join(vocab_text[int(t)] for t in row) for row in tokens[-1]]
+    return ["".join(vocab_text[int(t)] for t in row) for row in trace.tokens_after(-1)]
 
 
 def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int | None = None,
                 soft_mask: dict | None = None, k: int | None = None) -> SampleView:
-    """A SampleView of sample `sample` of `trace`, a smkit `Trace` (`generate(..., trace=True).trace`; one
-    `StepRecord` becomes a one-step Trace with `Trace.from_records([record])`).
+    """A SampleView of sample `sample` of `trace`, a smkit `Trace` (`generate(..., trace=True).trace`, or
+    `Trace.open(path)`; one `StepRecord` becomes a one-step Trace with `Trace.from_records([record])`).
+    Nothing is read yet: the view reads the sample's steps when a widget first shows them.
 
-    What the arrays do not hold comes from the arguments first, then: the mask id from the trace's meta,
-    else `model`; the SM values and k the trace was decoded with (its meta), else the
-    model's; token text from `model.tokenizer`, else the trace's tokenizer.
+    A trace records its mask id; the SM values and k it was decoded with come from its meta, else from
+    `model`; token text from `model.tokenizer`, else the trace's tokenizer. A `model` that did not make the
+    trace (another [MASK] id, vocabulary or tokenizer) is refused (`Trace.check_model`).
     """
-    missing = [name for name in _FIELDS if getattr(trace, name, None) is None]
+    from smkit.core.trace import Trace
+    if not isinstance(trace, Trace):
+        shape = tuple(getattr(getattr(trace, "tokens", None), "shape", ()))
+        raise TraceError(f"trace: give a smkit Trace (tokens [steps, samples, length]), not a "
+                         f"{type(trace).__name__} with tokens of shape {shape}; one step "
+                         f"record becomes a Trace with smkit.core.trace.Trace.from_records([record])")
+    missing = [name for name in ("entropy", "topk_ids", "topk_probs") if name not in trace.fields]
     if missing:
         raise TraceError(f"the trace has no {missing}: decode with trace=True (and k_trace >= 1) to show it")
-    if _np(trace.tokens).ndim != 3:
-        raise TraceError(f"trace: give a smkit Trace (tokens [steps, samples, length]), not a "
-                         f"{type(trace).__name__} with tokens of shape {tuple(_np(trace.tokens).shape)}; one step "
-                         f"record becomes a Trace with smkit.core.trace.Trace.from_records([record])")
-    arrays = {}
-    for name in _FIELDS:
-        a = _np(getattr(trace, name))
-        if not 0 <= sample < a.shape[1]:
-            raise TraceError(f"sample={sample!r}: the trace holds samples 0..{a.shape[1] - 1}")
-        arrays[name] = a[:, sample]
-    if arrays["topk_ids"].shape[-1] == 0:
+    if trace.k_trace == 0:
         raise TraceError("the trace keeps no top-k candidates (k_trace=0): decode with k_trace >= 1 to show it")
-    steps = arrays["tokens"].shape[0]
-    t = _np(getattr(trace, "t"))
-    t = t.reshape(steps, -1)[:, sample if t.size > steps else 0] if t.size else np.zeros(steps)
-    nfe = np.asarray(_np(getattr(trace, "nfe", np.arange(1, steps + 1))), dtype=np.int64).reshape(-1)
-    nfe = nfe if nfe.size == steps else np.arange(1, steps + 1)
+    if len(trace) == 0:
+        raise TraceError("the trace holds no step")
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or not 0 <= sample < trace.num_samples:
+        raise TraceError(f"sample={sample!r}: the trace holds samples 0..{trace.num_samples - 1}")
+    trace.check_model(model)
     meta = _meta(trace)
     if mask_id is None:
-        mask_id = meta.get("mask_id")
-    if mask_id is None and model is not None:
-        mask_id = model.mask_id
+        mask_id = trace.mask_id
     if soft_mask is None:
         soft_mask = trace_soft_mask(trace) or (model.soft_mask.values() if model is not None else None)
     if tokenizer is None:
-        tokenizer = model.tokenizer if model is not None and model.tokenizer is not None else \
-            getattr(trace, "tokenizer", None)
+        tokenizer = model.tokenizer if model is not None and model.tokenizer is not None else trace.tokenizer
     if mask_id is None:
         raise ConfigError("mask_id=None: pass model= or mask_id= (the trace does not record the mask id)")
-    k_trace = arrays["topk_ids"].shape[-1]
+    k_trace = trace.k_trace
     if k is None:
-        k = meta.get("k") or (soft_mask or {}).get("k") or k_trace
+        k = (meta.get("sm") or {}).get("k") or meta.get("k") or (soft_mask or {}).get("k") or k_trace
     k = int(max(1, min(k, k_trace)))  # the trace keeps k_trace candidates: the mixture shows at most those
     vocab = int(getattr(tokenizer, "__len__", lambda: 0)() if tokenizer is not None else 0)
-    vocab = max(vocab, int(mask_id) + 1, int(arrays["tokens"].max()) + 1, int(arrays["topk_ids"].max()) + 1)
-    fixed = arrays["fixed"]
-    if fixed.shape != arrays["tokens"].shape:  # recorded once for the whole decode
-        fixed = np.broadcast_to(fixed.reshape(-1, arrays["tokens"].shape[1])[-1], arrays["tokens"].shape)
-    return SampleView(tokens=arrays["tokens"].astype(np.int64), masked_before=arrays["masked_before"].astype(bool),
-                      revealed=arrays["revealed"].astype(bool), remasked=arrays["remasked"].astype(bool),
-                      fixed=np.array(fixed, dtype=bool), lam=arrays["lam"].astype(np.float64),
-                      entropy=arrays["entropy"].astype(np.float64), topk_ids=arrays["topk_ids"].astype(np.int64),
-                      topk_probs=arrays["topk_probs"].astype(np.float64), t=t.astype(np.float64), nfe=nfe,
-                      mask_id=int(mask_id), labels=vocab_labels(tokenizer, vocab, int(mask_id)), k=k,
-                      soft_mask=soft_mask, sample=sample, vocab_text=vocab_texts(tokenizer, vocab, int(mask_id)))
+    vocab = max(vocab, int(mask_id) + 1, int(trace.layout.n_ids))
+    return SampleView(trace, int(sample), int(mask_id), vocab_labels(tokenizer, vocab, int(mask_id)), k,
+                      soft_mask=soft_mask, vocab_text=vocab_texts(tokenizer, vocab, int(mask_id)))

@@ -96,6 +96,7 @@ class _Memory:
         self.layout, self.head = layout, head
         self.frames = list(frames or [])
         self.complete, self.stopped, self.path = complete, stopped, None
+        self.encoder = None
 
     def frame(self, s: int):
         return self.frames[s]
@@ -179,10 +180,18 @@ class Trace:
                         [int(r.topk_ids.max()) + 1 for r in records if r.topk_ids is not None and r.topk_ids.numel()])
         layout = layout_of(first, n_ids)
         meta.setdefault("mask_id", layout.mask_id)
-        enc = StepEncoder(layout)
-        store = _Memory(layout, {"meta": meta, "format": FORMAT, **tokenizer_head(tokenizer)},
-                        [enc.encode(r) for r in records])
+        store = _Memory(layout, {"meta": meta, "format": FORMAT})
+        store.encoder = StepEncoder(layout)
+        store.frames = [store.encoder.encode(r) for r in records]
         return cls(store, tokenizer)
+
+    def append(self, record: StepRecord) -> None:
+        """Add the next step of the same run (a trace in memory built by `from_records`: a live decode)."""
+        encoder = getattr(self._store, "encoder", None)
+        if encoder is None:
+            raise TraceError("append: only a trace built in memory by Trace.from_records grows step by step")
+        self._store.frames.append(encoder.encode(record))
+        self._dense_cache = None
 
     @classmethod
     def open(cls, path, partial: bool = False) -> "Trace":

@@ -285,9 +285,10 @@ class StepDecoder:
 
     # ---------------------------------------------------------------- one sample, every step
     def sample_maps(self, b: int, steps: int) -> dict:
-        """Sample b over steps 0 .. steps-1: tokens [S, L] int64, masked_before / revealed / remasked / stat
-        [S, L] bool, lam / entropy / top1 (the top-1 probability) [S, L] float32 (0 outside the stat rows), t
-        [S], nfe [S]. Reads each frame's events and this sample's rows only."""
+        """Sample b over steps 0 .. steps-1: tokens [S, L] int64, masked_before / revealed / remasked / stat /
+        fixed [S, L] bool, lam / entropy [S, L] float32 (0 outside the stat rows), top1 [S, L] float32 (the
+        top-1 probability; 1 outside the stat rows), t [S], nfe [S]. Reads each frame's events and this
+        sample's rows only."""
         lay = self.layout
         L, mask = lay.length, lay.mask_id
         tokens = np.empty((steps, L), dtype=np.int64)
@@ -297,6 +298,7 @@ class StepDecoder:
                 if n in lay.fields or (n == "top1" and "topk_probs" in lay.fields and lay.k)}
         t = np.zeros(steps, dtype=np.float32)
         nfe = np.zeros(steps, dtype=np.int64)
+        fixed = np.empty((steps, L), dtype=bool)
         state = self.init[b].copy()
         lo, hi = b * L, (b + 1) * L
         for s in range(steps):
@@ -320,6 +322,7 @@ class StepDecoder:
             for n in maps:
                 src = arrays["topk_probs"][span, 0] if n == "top1" else arrays[n][span]
                 maps[n][s, rows] = src
+            fixed[s] = _unbits(arrays["fixed"], (lay.samples, L))[b] if "fixed" in arrays else self.fixed[b]
             t[s] = arrays["t"][b]
             nfe[s] = info["nfe"]
-        return {"tokens": tokens, **flags, **maps, "t": t, "nfe": nfe}
+        return {"tokens": tokens, **flags, **maps, "fixed": fixed, "t": t, "nfe": nfe}
