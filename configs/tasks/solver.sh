@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The shipped sudoku pair (issue 22): a binary base on varied difficulty, then its SM and binary twins, in order
-# on one thread each (configs/tasks/sudoku-base.yaml, sudoku-sm-twin.yaml, sudoku-binary-twin.yaml).
+# The shipped sudoku pair (issue 22): a binary base on varied difficulty, then its SM and binary twins side by
+# side, one thread each (configs/tasks/sudoku-base.yaml, sudoku-sm-twin.yaml, sudoku-binary-twin.yaml).
 # Re-run to continue: a finished run (out/model exists) is skipped, a started one resumes from out/last.
 # While a run trains, every checkpoint's model (out/last, every checkpoint_every updates) is also kept as
 # out/snapshots/step-N (weights and manifest only, no optimizer), for the curve of solved share against updates.
@@ -36,5 +36,7 @@ train() {  # train NAME: runs/solver/NAME from configs/tasks/NAME.yaml
 }
 
 train sudoku-base
-train sudoku-sm-twin
-train sudoku-binary-twin
+train sudoku-sm-twin & sm=$!            # the twins side by side, one thread each
+train sudoku-binary-twin & binary=$!
+wait $sm
+wait $binary
