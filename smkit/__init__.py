@@ -17,13 +17,14 @@ from .core.strategies import STRATEGIES
 from .core.trace import StepRecord, Trace
 from .sampling.loop import Generation, Plan, SamplingConfig, Steps, generate, iter_steps
 from .sampling.trace_sink import TraceFile
+from .sampling.hf_trace import trace_hf_generate
 from .core import hooks
 from .core.hooks import add_hooks
 
 __version__ = "0.1.0"
 
 __all__ = ["SoftMaskParams", "SmkitWarning", "SamplingWarning", "TrainingWarning", "PRETRAINED", "DEFAULT_PRETRAINED", "SoftMask", "soft_mask_lambda", "soft_mask_embeddings", "entropy_from_logits", "DiffusionLM",
-           "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "TraceFile", "Generation",
+           "ModelConfig", "load_pretrained", "TrainConfig", "train", "STRATEGIES", "StepRecord", "Trace", "TraceFile", "trace_hf_generate", "Generation",
            "SamplingConfig", "Plan", "generate", "iter_steps", "Steps", "hooks", "add_hooks", "from_hf", "add_adapter", "save_adapter", "load_adapter",
            "FinetuneConfig", "finetune", "save_pretrained",
            "SmkitError", "ConfigError", "DataError", "CheckpointError", "DenoiserError", "AdapterError", "TaskError",

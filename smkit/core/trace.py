@@ -165,8 +165,11 @@ class Trace:
 
     # ------------------------------------------------------------ building
     @classmethod
-    def from_records(cls, records, meta: dict | None = None, tokenizer=None, n_ids: int | None = None) -> "Trace":
-        """A trace in memory (float32 statistics) of `records`, in order."""
+    def from_records(cls, records, meta: dict | None = None, tokenizer=None, n_ids: int | None = None,
+                     stat_rows=None) -> "Trace":
+        """A trace in memory (float32 statistics) of `records`, in order. `n_ids`: ids lie in [0, n_ids) (default:
+        the largest seen); `stat_rows`: one [B, L] bool per record, where to keep its statistics (default: the
+        positions masked before or after the step)."""
         records = list(records)
         if not records:
             raise TraceError("Trace.from_records: no step records")
@@ -182,7 +185,10 @@ class Trace:
         meta.setdefault("mask_id", layout.mask_id)
         store = _Memory(layout, {"meta": meta, "format": FORMAT})
         store.encoder = StepEncoder(layout)
-        store.frames = [store.encoder.encode(r) for r in records]
+        rows = [None] * len(records) if stat_rows is None else list(stat_rows)
+        if len(rows) != len(records):
+            raise TraceError(f"stat_rows: {len(rows)} masks for {len(records)} records")
+        store.frames = [store.encoder.encode(r, w) for r, w in zip(records, rows)]
         return cls(store, tokenizer)
 
     def append(self, record: StepRecord) -> None:
