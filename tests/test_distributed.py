@@ -156,7 +156,8 @@ def test_the_continued_run_starts_from_its_base_on_every_process(launched, conti
     runs, _, _ = launched
     meta = read_manifest(runs / "continued" / "model")
     assert meta["base"] == {"name_or_path": continued_base,
-                            "sha256": read_manifest(continued_base)["files"]["model.safetensors"]}
+                            "sha256": read_manifest(continued_base)["files"]["model.safetensors"],
+                            "sm_kept": ["k", "steepness"], "sm_set": {"scale": 0.5, "centre": -3.0}}
     first_loss = pd.read_csv(runs / "continued" / "metrics.csv").loss.iloc[0]
     fresh_loss = pd.read_csv(runs / "sm" / "metrics.csv").loss.iloc[0]
     assert first_loss < fresh_loss  # it began from trained weights, not from a fresh initialisation

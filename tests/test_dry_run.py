@@ -40,7 +40,8 @@ def test_shipped_recipes_pass_the_dry_run(config, tmp_path, monkeypatch, capsys)
     ({"micro_batch_size": 48}, "micro_batch_size=48: must divide each process's share of the batch (512 / 8"),
     ({"batch_size": 500}, "batch_size=500: the global batch must divide by the number of processes (8)"),
     ({"tokenizer": ""}, "tokenizer='': choose one of"),
-    ({"k": 0}, "k=0"),
+    ({"sm": {"k": 0}}, "sm.k=0"),
+    ({"k": 0}, "give the soft-masking values in sm only"),
 ])
 def test_rotted_recipe_fails_before_compute(change, words, tmp_path, capsys):
     recipe = {**yaml.safe_load(PAPER.read_text()), **change}

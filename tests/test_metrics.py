@@ -4,6 +4,8 @@ import math
 import random
 
 import pytest
+
+import smkit
 import torch
 
 from smkit.io.data import load_corpus

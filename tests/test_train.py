@@ -85,7 +85,7 @@ def test_optimizer_groups_and_ema_exclude_sm_scalars(tiny_train_kwargs, tmp_path
 @pytest.mark.parametrize("field, value, words", [
     ("p_sm", 1.5, "p_sm=1.5"), ("p_sm", -0.1, "p_sm=-0.1"), ("t_min", 0.0, "t_min=0.0"),
     ("t_max", 1.2, "t_max=1.2"), ("t_min", 0.9, "reversed"), ("lr", -1e-3, "lr=-0.001"),
-    ("sm_lr", -1.0, "sm_lr=-1.0"), ("k", 0, "k=0"), ("seq_len", 1, "seq_len=1"), ("tokenizer", "x", "tokenizer="),
+    ("sm_lr", -1.0, "sm_lr=-1.0"), ("sm", {"k": 0}, "sm.k=0"), ("seq_len", 1, "seq_len=1"), ("tokenizer", "x", "tokenizer="),
     ("backbone", "gpt", "backbone="), ("forward_budget", 10, "exactly one"), ("ema", 1.0, "ema=1.0"),
 ])
 def test_bad_settings_fail_before_compute(tiny_train_kwargs, tmp_path, field, value, words):

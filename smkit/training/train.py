@@ -196,6 +196,9 @@ def upgrade_keys(d: dict) -> dict:
     if not old:
         return d
     sm = {_OLD_SM_KEYS[key]: value for key, value in old.items() if key in _OLD_SM_KEYS}
+    if sm and d.get("sm") is not None:
+        raise ConfigError(f"sm={d['sm']!r} and the old keys {sorted(k for k in old if k in _OLD_SM_KEYS)}: give the "
+                          f"soft-masking values in sm only")
     if old.get("init_sm") is False and d.get("init_from") is not None:
         sm = {**SoftMaskParams().to_dict(), **sm}
     if sm or d.get("sm"):
