@@ -12,7 +12,7 @@ from smkit.core.trace import StepRecord, Trace
 from conftest_sampling import trained_lm  # noqa: F401  (fixture)
 
 FIELDS = ["step", "block", "t", "tokens", "masked_before", "revealed", "remasked", "lam", "entropy", "topk_ids",
-          "topk_probs", "nfe", "wall_time", "fixed", "mask_id"]
+          "topk_probs", "nfe", "wall_time", "fixed", "mask_id", "cached"]
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,8 @@ class StepRecord:
     wall_time      float      seconds since decoding began, at the end of this step
     fixed          [B, L]     bool, prompt / infill positions (never change)
     mask_id        int        the [MASK] id (so `masked` can be derived)
+    cached         bool       True when the step spent no forward pass: it reused the last pass's output (the
+                              no-change cache), and the next soft-masked input is built from that output
 
     With `trace=False` the sampler leaves lam, entropy, topk_ids and topk_probs as None. A trace keeps any
     further int / float / bool field a record carries, step by step (trace_codec.KNOWN lists the others).
@@ -66,6 +68,7 @@ class StepRecord:
     wall_time: float
     fixed: torch.Tensor
     mask_id: int | None = None
+    cached: bool = False
 
     @property
     def masked(self) -> torch.Tensor:

@@ -18,6 +18,7 @@ from ..core.soft_mask_params import SoftMaskParams
 from ..core.strategies import STRATEGIES
 
 LAMBDA_SCHEDULES = ("none", "linear", "stepwise")
+CACHE_MODES = ("inputs", "tokens")
 DEFAULT_LENGTH = 128   # tokens per sample when neither length nor an infill template says
 REMDM_ETA = {"remdm-cap": 0.008, "remdm-rescale": 0.015, "remdm-conf": 0.0, "remdm-loop": 0.02}
 
@@ -47,6 +48,7 @@ class SamplingConfig:
     alpha_on: float = 0.9                  # remdm-loop: alpha held during the loop, in (0, 1)
     k_trace: int = 5                       # top-k ids/probabilities kept per position in the trace
     noise_removal: bool = True             # fill positions still masked at the end by argmax of a last pass
+    cache: str = "inputs"                  # no-change cache: inputs (skip a sample's pass only when its input is the last pass's; with SM that input changes every step) or tokens (skip it whenever no token changed since that pass, reusing its output and the SM input built from it, as the paper's _ddpm_caching_update; noise removal always runs)
     device: Optional[str] = None           # run on this device (moves the model); default: the model's
 
     def validate(self, model) -> "Plan":
@@ -123,6 +125,8 @@ def _check_settings(cfg: SamplingConfig, vocab: int) -> None:
         raise _bad("k_trace", cfg.k_trace, f"must lie in [0, {vocab - 1}]")
     if cfg.lambda_schedule not in LAMBDA_SCHEDULES:
         raise _bad("lambda_schedule", cfg.lambda_schedule, f"choose one of {list(LAMBDA_SCHEDULES)}")
+    if cfg.cache not in CACHE_MODES:
+        raise _bad("cache", cfg.cache, f"choose one of {list(CACHE_MODES)}")
     if not is_number(cfg.threshold) or not 0 < cfg.threshold <= 1:
         raise _bad("threshold", cfg.threshold, "must be a number in (0, 1]")
     if not (is_number(cfg.t_on) and is_number(cfg.t_off) and 0 < cfg.t_off < cfg.t_on < 1):

@@ -2,7 +2,9 @@
 
 A step: (1) a forward pass on the current state, plain token embeddings on the first step and, with
 soft-masking, SM input embeddings at still-masked positions built from the previous pass; no pass at all
-when the input is identical to the last one (the MDLM no-change cache); (2) entropy and top-k of the
+when the input is identical to the last one (the MDLM no-change cache; `cache="tokens"`: whenever no token
+changed, as the paper's code does, so the next SM input is built from the reused output; the record says
+`cached`); (2) entropy and top-k of the
 distribution, computed once and shared by SM, the rule and the trace; (3) the rule (`smkit.strategies`)
 picks positions to reveal / remask; (4) tokens for revealed positions drawn by Gumbel-max in float64 from
 the temperature / top-k / top-p distribution (truncation touches sampling only, never SM); (5) lambda of
@@ -176,6 +178,7 @@ class _Loop:
         self.lam = None              # [B, L] lambda of the next input (None: plain input)
         self.top_ids = self.top_log_probs = None   # the top-k the next SM input mixes
         self.stats = None            # the `_Stats` of the current cache, or None
+        self.cached = False          # the current step spent no forward pass
         self.nfe = 0
         self.step = 0
         self.stop_requested = False  # a "step" hook asked to stop after its step
@@ -211,7 +214,7 @@ class _Loop:
         if not bool(active.any()):
             return None
         state = self._state(when.block, when.t, when.s, masked)
-        self._forward(active, state)
+        self.cached = not self._forward(active, state)
         stats = self._stats(state, masked)
         reveal, remask = self.rule(self._view(when, stats, candidates, editable, active))
         reveal = reveal & candidates
@@ -226,7 +229,7 @@ class _Loop:
             return
         state = self._state(-1, 0.0, 0.0, masked)
         try:
-            self._forward(masked.any(-1), state)
+            self.cached = not self._forward(masked.any(-1), state, always=self.cfg.cache == "tokens")
             stats = self._stats(state, masked)
             reveal = masked & ~self.fixed
             tokens = torch.where(reveal, stats.log_probs.argmax(-1), self.x)
@@ -260,10 +263,18 @@ class _Loop:
         return rec
 
     # -- (1) forward with the no-change cache
-    def _forward(self, active, state):
+    def _forward(self, active, state, always: bool = False):
+        """The pass of the rows that need one (True), or none at all (False: the cache serves the step).
+        cache "inputs": a row needs a pass unless its input is its last pass's (same tokens, plain both times);
+        "tokens": unless no token changed since its last pass (SM input or not). `always`: every active row."""
         lam = self.lam
         sm_rows = (lam != 0).any(-1) if lam is not None else torch.zeros_like(active)
-        need = active & (self.dirty | sm_rows | ~self.last_plain)
+        if always:
+            need = active.clone()
+        elif self.cfg.cache == "tokens":
+            need = active & self.dirty
+        else:
+            need = active & (self.dirty | sm_rows | ~self.last_plain)
         if self.cache is None:
             need = torch.ones_like(active)
         if not bool(need.any()):
@@ -457,7 +468,8 @@ class _Loop:
         return StepRecord(step=self.step, block=block, t=torch.full((B,), float(t)), tokens=x_new,
                           masked_before=masked, revealed=reveal, remasked=remask, lam=lam, entropy=entropy,
                           topk_ids=ids, topk_probs=probs, nfe=self.nfe,
-                          wall_time=time.perf_counter() - self.t0, fixed=self.fixed, mask_id=self.mask_id)
+                          wall_time=time.perf_counter() - self.t0, fixed=self.fixed, mask_id=self.mask_id,
+                          cached=self.cached)
 
     def _finish_step(self, rec: StepRecord, state) -> StepRecord:
         """Run the "step" hooks on the finished record: one may replace it, or ask to stop after it."""
