@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-quick bench lab clean
+.PHONY: install install-browser demo test test-quick bench lab clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/smkit run notebooks/quickstart.ipynb --out runs
 
-test: $(STAMP)
+# Debian's chromium for the real-browser tests (tests/test_widgets_browser.py): installed here, never by a test.
+# A failure only makes those tests skip (they say so); it never stops `make test`.
+install-browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  SUDO=""; if [ "$$(id -u)" -ne 0 ]; then SUDO="sudo -n"; fi; \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } \
+	    || echo "make: could not install chromium with apt; the browser tests will be skipped" >&2; \
+	fi
+
+test: $(STAMP) install-browser
 	$(PY) -m pytest
 
 # The edit-test loop: the operator, the model, the layers and the error family, the rules, the sampler's invariants

@@ -112,9 +112,11 @@ if changed:
     tok = m.tokenizer
     step_lam = sm_run.trace.lam[:, i, pos]
     peak = int(step_lam.argmax())
+    top = float(step_lam.max())
+    fed = (f"is fed a mixture up to lambda = {top:.3g} (step {peak}) before it is revealed" if top >= 1e-3 else
+           f"stays grey: the gate stayed shut there (largest lambda {top:.2g})")
     print(f"Look at sample {i}, token {pos}: binary wrote {tok.decode([binary_run.tokens[i, pos].item()])!r}, SM wrote "
-          f"{tok.decode([sm_run.tokens[i, pos].item()])!r}. On the SM lambda heatmap below, column {pos} is fed a "
-          f"mixture up to lambda = {float(step_lam.max()):.2f} (step {peak}) before it is revealed.")
+          f"{tok.decode([sm_run.tokens[i, pos].item()])!r}. On the SM lambda heatmap below, column {pos} {fed}.")
 else:
     w = m.soft_mask.values()
     print(f"No sample changed: this model's gate is nearly shut (w_s = {w['scale']:.4f}), so SM inputs are almost "

@@ -20,7 +20,7 @@ pytest.importorskip("anywidget")
 
 from smkit.widgets import Compare, LiveDecoder, TraceExplorer, compare  # noqa: E402
 from tiny_model import tiny_char_model  # noqa: E402
-from widget_expect import _np, expected_colours  # noqa: E402
+from widget_expect import _np, expected_colours, expected_states, gate_top  # noqa: E402
 
 TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
         "arrows of outrageous fortune, or to take arms against a sea of troubles. ") * 4
@@ -48,7 +48,7 @@ def test_step_sets_strip_colours_labels_and_marker(model, gen):
         ex.slider.value = step  # what the browser's slider does
         rec = _rec(gen.trace, step)
         state = ex.strip.get_state()
-        assert state["colours"] == expected_colours(rec, 0, model.mask_id)
+        assert state["colours"] == expected_colours(rec, 0, model.mask_id, gate_top(gen.trace))
         seen_soft |= "soft" in state["states"]
         tokens = _np(rec.tokens)[0]
         for p, lab in enumerate(state["labels"]):
@@ -59,13 +59,19 @@ def test_step_sets_strip_colours_labels_and_marker(model, gen):
         assert (shapes[1]["y0"], shapes[1]["y1"]) == (step - 0.5, step + 0.5)  # and entropy panel
         assert (shapes[0]["yref"], shapes[1]["yref"]) == ("y", "y2")
         assert ex.views.traj_marks.shapes[0]["x0"] == step
-        assert f"step {step + 1}/{S}" in state["title"]
+        assert f"step {step} of 0\u2013{S - 1}" in state["title"]
     assert seen_soft, "with w_s = 0.9 some masked positions must be soft"
 
 
-def test_last_step_strip_is_the_decoded_text(model, gen):
+def test_the_explorer_opens_at_the_first_soft_step_and_ends_on_the_decoded_text(model, gen):
+    """Opening at the last step would show nothing masked; it opens where soft-masking first shows."""
+    first_soft = next(s for s in range(S) if "soft" in expected_states(_rec(gen.trace, s), 0, model.mask_id))
     ex = TraceExplorer(gen.trace, model=model)
-    assert ex.step == S - 1
+    assert ex.step == first_soft and ex.slider.value == first_soft and "soft" in ex.strip.states
+    assert f"step {first_soft} of 0\u2013{S - 1}" in ex.strip.title  # one numbering: the slider's value is the title's
+    binary = smkit.generate(model, num_samples=1, length=L, steps=S, soft_mask=False, seed=0)
+    assert TraceExplorer(binary.trace, model=model).step == 0  # nothing ever soft: the first step
+    ex.step = S - 1
     final = _np(gen.tokens)[0]
     assert [ex.view.labels[t] for t in final] == ex.strip.labels
 
@@ -212,8 +218,8 @@ def test_compare_shares_the_step_axis(model, gen, tmp_path):
     assert cmp.steps_shown() == [7, 12]
     shapes = cmp.heat_marks.shapes
     assert (shapes[0]["y0"], shapes[1]["y0"]) == (6.5, 11.5)
-    assert cmp.strips[0].colours == expected_colours(_rec(short.trace, 7), 0, model.mask_id)
-    assert cmp.strips[1].colours == expected_colours(_rec(gen.trace, 12), 0, model.mask_id)
+    assert cmp.strips[0].colours == expected_colours(_rec(short.trace, 7), 0, model.mask_id, gate_top(short.trace))
+    assert cmp.strips[1].colours == expected_colours(_rec(gen.trace, 12), 0, model.mask_id, gate_top(gen.trace))
     assert cmp.progress_marks.shapes[0]["x0"] == 12
     # binary decoding feeds back no lambda: its lambda heatmap is zero wherever it is drawn
     z = np.asarray(cmp.heatmaps.data[0].z)
@@ -231,8 +237,8 @@ def test_compare_shares_the_step_axis(model, gen, tmp_path):
     assert (page["steps"], page["step"], page["strips"]) == (S, 12, [0, 1])
     for shown, trace in zip(page["views"], (short.trace, gen.trace)):
         assert shown["tokens"] == _np(trace.tokens)[:, 0].tolist()  # each view holds its own trace's steps
-    assert [v["titles"][12].split(" \u00b7 ")[:2] for v in page["views"]] == [["binary", "step 8/8"],
-                                                                             ["SM", "step 13/16"]]
+    assert [v["titles"][12].split(" \u00b7 ")[:2] for v in page["views"]] == [["binary", "step 7 of 0\u20137"],
+                                                                             ["SM", "step 12 of 0\u201315"]]
 
 
 def test_live_decoder_consumes_the_step_iterator(model, gen, tmp_path):
@@ -245,7 +251,7 @@ def test_live_decoder_consumes_the_step_iterator(model, gen, tmp_path):
     assert "done: 16 steps" in live.status.value and live.slider.max == S - 1
     live.slider.value = 3  # scrub back after the decode
     assert live.views.step == 3
-    assert live.views.strip.colours == expected_colours(_rec(single.trace, 3), 0, model.mask_id)
+    assert live.views.strip.colours == expected_colours(_rec(single.trace, 3), 0, model.mask_id, gate_top(single.trace))
     assert repr(live) == "LiveDecoder(length=32, steps=16, strategy='confidence', k=3, soft_mask=True, received=16)"
     page = page_data(live.to_html(tmp_path / "live.html", include_plotlyjs=False))["views"][0]
     assert page["S"] == S and page["tokens"] == _np(single.trace.tokens)[:, 0].tolist()
@@ -281,7 +287,7 @@ def test_prompt_positions_are_fixed_and_remasking_is_shown(model):
     assert remasked_steps, "ReMDM with eta=0.5 remasks something in 16 steps"
     for s in (0, remasked_steps[0], len(g.trace) - 1):
         ex.step = s
-        assert ex.strip.colours == expected_colours(_rec(g.trace, s), 0, model.mask_id)
+        assert ex.strip.colours == expected_colours(_rec(g.trace, s), 0, model.mask_id, gate_top(g.trace))
         assert ex.strip.states[:5] == ["fixed"] * 5 and "".join(ex.strip.labels[:5]) == "To\u2423be"
     ex.step = remasked_steps[0]
     assert "remasked" in ex.strip.states
@@ -349,7 +355,7 @@ def test_grid_cells_show_the_trace_at_a_step(sudoku, step):
     tokens, lam = _np(rec.tokens)[1], _np(rec.lam)[1]
     fixed, revealed = _np(rec.fixed)[1], _np(rec.revealed)[1]
     ids, probs = _np(rec.topk_ids)[1], _np(rec.topk_probs)[1]
-    colours = expected_colours(rec, 1, m.mask_id)
+    colours = expected_colours(rec, 1, m.mask_id, gate_top(g.trace))
     ex = TraceExplorer(g.trace, model=m, layout="sudoku", sample=1, step=step)
     assert isinstance(ex.cells, CellGrid) and len(ex.cells.cells) == 81
     seen = set()
@@ -384,7 +390,7 @@ def test_grid_follows_the_slider_and_selects_a_cell(sudoku):
     ex.slider.value = 3
     revealed = _np(g.trace[3].revealed)[0]
     assert sorted(c["position"] for c in ex.cells.cells if c["state"] == "revealed") == np.flatnonzero(revealed).tolist()
-    assert "step 4/15" in ex.cells.title
+    assert "step 3 of 0\u201314" in ex.cells.title
     masked = next(c["position"] for c in ex.cells.cells if c["state"] == "soft")
     ex.cells.selected = masked  # what a click on the cell does
     assert ex.position == masked
@@ -441,3 +447,34 @@ def test_sample_view_takes_a_trace_and_names_the_way_from_one_record(sudoku):
     one = sample_view(Trace.from_records([g.trace[2]]), 0, model=m)
     full = sample_view(g.trace, 0, model=m)
     assert one.num_steps == 1 and (one.tokens[0] == full.tokens[2]).all() and (one.lam[0] == full.lam[2]).all()
+
+
+def test_lambda_colours_span_the_gate_not_zero_to_one():
+    """A gate with w_s = 0.2 (the shipped models' range): lambda never passes 0.2, so the heatmap's colour bar runs
+    0..0.2 and says so, the strongest soft position is near full violet, and lambda 0 stays grey while the smallest
+    soft lambda is already violet."""
+    from smkit.widgets import figures as F
+    from smkit.widgets.trace_view import MASK_COLOUR, SOFT_COLOUR, SOFT_LIGHT, _rgb
+    m = tiny_char_model(TEXT, L, sm_centre=-3.25, sm_scale=0.2)
+    g = smkit.generate(m, num_samples=1, length=L, steps=S, soft_mask=True, seed=0)
+    lam = _np(g.trace.lam)[:, 0]
+    assert 0 < lam.max() <= 0.2 + 1e-6
+    ex = TraceExplorer(g.trace, model=m)
+    heat = ex.views.heatmaps.data[0]
+    assert (heat.zmin, heat.zmax) == (0, pytest.approx(0.2))
+    assert list(heat.colorbar.ticktext) == ["0", "w_s 0.2"] and list(heat.colorbar.tickvals) == [0, pytest.approx(0.2)]
+    scale = [tuple(c) for c in heat.colorscale]
+    assert scale[0][1] == scale[1][1] == MASK_COLOUR and scale[1][0] == pytest.approx(1e-3 / 0.2)  # below 1e-3: grey
+    assert scale[2] == (scale[1][0], SOFT_LIGHT) and scale[-1] == (1, SOFT_COLOUR)
+    step, pos = np.unravel_index(np.argmax(lam), lam.shape)
+    ex.step = int(step)
+    strongest = _rgb(ex.strip.colours[pos])
+    frac = float(lam[step, pos]) / 0.2
+    assert np.abs(strongest - _rgb(SOFT_COLOUR)).max() <= (1 - frac) * np.abs(_rgb(SOFT_LIGHT) - _rgb(SOFT_COLOUR)).max() + 1
+    assert np.abs(_rgb(SOFT_LIGHT) - _rgb(MASK_COLOUR)).max() > 40  # "a little open" is not the grey of "shut"
+    assert F.lam_colour_props(ex.view)["zmax"] == pytest.approx(0.2)
+
+
+def test_lambda_text_keeps_small_gates_visible():
+    from smkit.widgets.titles import lambda_text
+    assert [lambda_text(v) for v in (0.2068, 0.0067, 1.23e-05, 0.0)] == ["0.207", "0.0067", "1.23e-05", "0"]

@@ -7,9 +7,12 @@ checks that the token strip shows the saved trace's labels and colours of that s
 step marker sits on that row. The second shows a sudoku decode on the explorer's 9x9 board
 (layout="auto"): 81 cells, a slider step changes exactly the cells the trace revealed, and a masked
 cell's tooltip holds the trace's top candidate. A third opens an exported HTML page (no kernel), moves its
-slider and checks the strip and the mixture bars against the trace. Screenshots go to each test's tmp
-folder. Chromium comes from apt (here or in .ci/run); the tests skip, saying so, only when it cannot be
-installed.
+slider and checks the strip and the mixture bars against the trace. Every page is checked for what a reader
+would miss: the explorer opens at the first step where something is soft (its slider reads the same step as its
+title), the lambda colour bar runs from 0 to the gate's w_s, no plot title sits under plotly's toolbar or outside
+its figure, no button label is cut, and the tasks sweep page fits a narrow window and draws offline. Screenshots
+go to each test's tmp folder. Chromium comes from Debian (`make install-browser`, which `make test` and .ci/run
+run); without it the tests skip, saying so. No test installs anything.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import struct
@@ -38,38 +40,29 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
         "arrows of outrageous fortune, or to take arms against a sea of troubles. ") * 3
 
-# An untrained model's entropy is near log(V) ~ 3.3 nats: a centre w_b of -3.25 puts lambda(H) around 0.5
-# there, so soft positions are visible in the page.
+# An untrained model's entropy is near log(V) ~ 3.3 nats: a centre w_b of -3.25 puts lambda(H) at half of w_s
+# there, so soft positions are visible in the page. w_s = 0.2, as on the shipped models: lambda never passes it.
+# A "lambda" hook shuts the gate for steps 0-2, so the first step with a soft position is step 3.
+W_S, FIRST_SOFT = 0.2, 3
 NOTEBOOK_CELLS = [
     f"import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, {str(TESTS)!r})\nimport smkit\n"
     "from tiny_model import tiny_char_model\n"
-    f"model = tiny_char_model({TEXT!r}, 32, sm_centre=-3.25)\n"
-    "g = smkit.generate(model, num_samples=2, length=32, steps=16, soft_mask=True, seed=0)\n"
+    f"model = tiny_char_model({TEXT!r}, 32, sm_centre=-3.25, sm_scale={W_S})\n"
+    f"shut_early = {{'lambda': lambda lam, s: lam * 0 if s.step < {FIRST_SOFT} else None}}\n"
+    "g = smkit.generate(model, num_samples=2, length=32, steps=16, soft_mask=True, seed=0, hooks=shut_early)\n"
     "g.trace.save('explorer.trace')\nprint(g.trace.tokens.shape)",
-    "from smkit.widgets import TraceExplorer\nex = TraceExplorer(g.trace, model=model, step=0)\nex",
+    "from smkit.widgets import TraceExplorer\nex = TraceExplorer(g.trace, model=model)\nex",
     "from smkit.widgets import LiveDecoder\nlive = LiveDecoder(model, length=32, steps=16, seed=3)\nlive",
+    "from smkit.widgets import compare\nbinary = smkit.generate(model, num_samples=1, length=32, steps=16, "
+    "soft_mask=False, seed=0)\ncompare(binary.trace, g.trace, model=model, names=('binary', 'SM'))",
 ]
 
 
 def _chromium_or_skip() -> str:
-    """/usr/bin/chromium, installed with apt when missing (as .ci/run does); skip, saying why, if impossible."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    apt = shutil.which("apt-get")
-    if apt is None:
-        why = "apt-get is not available"
-    elif os.geteuid() != 0:
-        why = "not root, so apt-get cannot install it"
-    else:
-        try:
-            subprocess.run([apt, "update", "-qq"], check=True, capture_output=True, timeout=600)
-            subprocess.run([apt, "install", "-y", "-qq", "chromium"], check=True, capture_output=True, timeout=900)
-            why = f"apt-get installed chromium but {CHROMIUM} is missing"
-        except (subprocess.SubprocessError, OSError) as err:
-            why = f"apt-get install chromium failed: {err}"
+    """/usr/bin/chromium, or a skip that says how to install it (tests never install anything themselves)."""
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"SKIPPED browser test: Chromium could not be installed ({why}); install it with "
-                    f"`apt-get install -y chromium`")
+        pytest.skip(f"SKIPPED browser test: {CHROMIUM} is not installed; `make install-browser` (or "
+                    f"`apt-get install -y chromium` as root) installs it")
     return CHROMIUM
 
 
@@ -192,6 +185,35 @@ SHAPE_MARKER_STATE = f"""() => {{
 }}"""
 
 
+# every plotly figure of an explorer: its toolbar's box, its titles' boxes (figure title, subplot titles) and
+# its drawing's box, in page pixels; and the colour bars' labels
+PLOT_GEOMETRY = """(root) => [...(root || document).querySelectorAll('.js-plotly-plot')].map((gd) => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const bar = gd.querySelector('.modebar');
+  return {toolbar: bar ? box(bar) : null, svg: box(gd.querySelector('.main-svg')),
+          titles: [...gd.querySelectorAll('.gtitle, .annotation-text-g')].filter((t) => t.textContent).map(
+            (t) => ({text: t.textContent, box: box(t)})),
+          colorbar: [...gd.querySelectorAll('.colorbar .cbaxis text, .colorbar .cbtitle text')].map((t) => t.textContent)};
+})"""
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5
+
+
+def assert_nothing_covered_or_clipped(figures: list[dict], right_edge: float) -> None:
+    """No title under a toolbar or outside its figure; no figure past `right_edge` (the output area's)."""
+    assert figures
+    for fig in figures:
+        svg = fig["svg"]
+        assert svg[2] <= right_edge + 1, f"a figure ends at {svg[2]:.0f} px, past the output area's {right_edge:.0f}"
+        for t in fig["titles"]:
+            inside = svg[0] - 1 <= t["box"][0] and t["box"][2] <= svg[2] + 1 and svg[1] - 1 <= t["box"][1]
+            assert inside, f"title {t['text']!r} at {t['box']} is cut by its figure {svg}"
+            assert fig["toolbar"] is None or not _overlap(t["box"], fig["toolbar"]), \
+                f"title {t['text']!r} at {t['box']} sits under the toolbar {fig['toolbar']}"
+
+
 def marker_box(page, step: int):
     """(top, height) of the overlay's step marker and the top the plot's y axis gives row `step`, in px."""
     return page.evaluate(f"""() => {{
@@ -298,10 +320,15 @@ def assert_screenshot_of(locator, path: Path) -> None:
 
 def expected_strip(trace, step: int, sample: int = 0) -> dict:
     """Labels and colours (as the browser reports them) of the strip after `step`, from the trace's records."""
-    from widget_expect import expected_colours, expected_labels, hex_to_css_rgb
+    from widget_expect import expected_colours, expected_labels, gate_top, hex_to_css_rgb
     rec, mask_id = trace[step], trace.meta["mask_id"]
     return {"labels": expected_labels(rec, sample, mask_id, trace.tokenizer),
-            "colours": [hex_to_css_rgb(c) for c in expected_colours(rec, sample, mask_id)]}
+            "colours": [hex_to_css_rgb(c) for c in expected_colours(rec, sample, mask_id, gate_top(trace))]}
+
+
+def first_soft_step(trace, sample: int = 0) -> int:
+    from widget_expect import expected_states
+    return next(s for s in range(len(trace)) if "soft" in expected_states(trace[s], sample, trace.meta["mask_id"]))
 
 
 def test_trace_explorer_in_jupyterlab(chromium, lab, tmp_path):
@@ -309,16 +336,29 @@ def test_trace_explorer_in_jupyterlab(chromium, lab, tmp_path):
     page, errors = run_notebook(chromium, lab, "explorer.ipynb", NOTEBOOK_CELLS, ".smkit-tok")
     with checked(page, errors, tmp_path, server_log=lab.log.name):
         trace = Trace.load(lab.root / "explorer.trace")  # the trace the kernel decoded and shows
+        assert first_soft_step(trace) == FIRST_SOFT  # the hook shut the gate for the steps before
         page.wait_for_function(f"({OVERLAY_MARKER_STATE})() !== null", timeout=60_000)
         page.wait_for_timeout(500)
-        before_strip, before_marker = page.evaluate(STRIP_STATE), marker_box(page, 0)
-        assert before_strip["title"].startswith("sample 0 \u00b7 step 1/16"), before_strip["title"]
-        assert {k: before_strip[k] for k in ("labels", "colours")} == expected_strip(trace, 0)
+        # it opens where soft-masking first shows, and the slider reads the step its title names
+        before_strip, before_marker = page.evaluate(STRIP_STATE), marker_box(page, FIRST_SOFT)
+        assert before_strip["title"].startswith(f"sample 0 \u00b7 step {FIRST_SOFT} of 0\u201315"), before_strip["title"]
+        explorer = page.locator(".smkit-trace-explorer").first
+        assert explorer.locator(".widget-slider .widget-readout").first.text_content().strip() == str(FIRST_SOFT)
+        assert "soft" in before_strip["states"]
+        assert {k: before_strip[k] for k in ("labels", "colours")} == expected_strip(trace, FIRST_SOFT)
         assert abs(before_marker[0] - before_marker[2]) < 1.5 and before_marker[1] > 2, before_marker
+        # the lambda colour bar runs from 0 to the gate's w_s, and says so
+        zmax = page.evaluate(f"() => {HEATMAP_GD}.data[0].zmax")
+        assert abs(zmax - W_S) < 1e-6 and abs(zmax - trace.meta["sm"]["scale"]) < 1e-6, zmax
+        figures = page.evaluate(PLOT_GEOMETRY, explorer.element_handle())
+        assert {"0", f"w_s {W_S:g}"} <= set(figures[0]["colorbar"]), figures[0]["colorbar"]
+        output = page.evaluate("(el) => el.closest('.jp-OutputArea-output').getBoundingClientRect().right",
+                               explorer.element_handle())
+        assert_nothing_covered_or_clipped(figures, output)
         page.locator(".widget-slider .noUi-handle").first.click()
-        for _ in range(9):
+        for _ in range(9 - FIRST_SOFT):
             page.keyboard.press("ArrowRight")
-        page.wait_for_function("document.querySelector('.smkit-strip-head').textContent.includes('step 10/16')",
+        page.wait_for_function("document.querySelector('.smkit-strip-head').textContent.includes('step 9 of 0\u201315')",
                                timeout=30_000)
         page.wait_for_function(f"""() => {{ const gd = {HEATMAP_GD};
             const box = gd.querySelector('.smkit-plot-markers > div');
@@ -345,14 +385,22 @@ def test_trace_explorer_in_jupyterlab(chromium, lab, tmp_path):
         page.wait_for_function("[...document.querySelectorAll('.smkit-live-decoder .widget-html')].some("
                                "(e) => e.textContent.includes('done: 16 steps'))", timeout=120_000)
         live_title = live.locator(".smkit-strip-head").text_content()
-        assert "step 16/16" in live_title, live_title
+        assert "step 15 of 0\u201315" in live_title, live_title
         assert live.locator(".smkit-tok[data-state='masked'], .smkit-tok[data-state='soft']").count() == 0
         live.screenshot(path=str(tmp_path / "live_decoder.png"))
+        # compare: its lambda / entropy toggle's labels are whole, not cut to "entr..."
+        cmp = page.locator(".smkit-compare").first
+        buttons = cmp.locator(".widget-toggle-button")
+        assert buttons.count() == 2
+        cut = page.evaluate("(el) => [...el.querySelectorAll('.widget-toggle-button')].filter("
+                            "(b) => b.scrollWidth > b.clientWidth + 1).map((b) => b.textContent)", cmp.element_handle())
+        assert cut == [], f"button labels cut short: {cut}"
+        assert_nothing_covered_or_clipped(page.evaluate(PLOT_GEOMETRY, cmp.element_handle()), output)
         page.screenshot(path=str(tmp_path / "jupyterlab_page.png"), full_page=True)
         print(f"screenshot: {shot}")
 
 
-SUDOKU_START = 4  # the board opens at step 5 of 15; one slider step moves it to step 6
+SUDOKU_START = 4  # the board opens at step 4 of 0-14; one slider step moves it to step 5
 SUDOKU_CELLS = [
     f"import os, sys\nos.environ['HF_HUB_OFFLINE'] = '1'\nsys.path.insert(0, {str(TESTS)!r})\n"
     "from sudoku_trace import sudoku_decode, sudoku_model\n"
@@ -383,11 +431,11 @@ def test_sudoku_board_in_jupyterlab(chromium, lab, tmp_path):
         assert len(before) == 81
         assert {p: (c["row"], c["col"]) for p, c in before.items()} == board_positions(final)
         head = page.locator(".smkit-grid-head").text_content()
-        assert f"step {SUDOKU_START + 1}/15" in head, head
+        assert f"step {SUDOKU_START} of 0\u201314" in head, head
         page.locator(".widget-slider .noUi-handle").first.click()
         page.keyboard.press("ArrowRight")
         page.wait_for_function(f"document.querySelector('.smkit-grid-head').textContent.includes("
-                               f"'step {SUDOKU_START + 2}/15')", timeout=30_000)
+                               f"'step {SUDOKU_START + 1} of 0\u201314')", timeout=30_000)
         page.wait_for_timeout(300)
         after = {c["pos"]: c for c in page.evaluate(BOARD_STATE)}
         step = SUDOKU_START + 1
@@ -408,6 +456,14 @@ def test_sudoku_board_in_jupyterlab(chromium, lab, tmp_path):
         assert f"top-5: {top}" in after[p]["title"], after[p]["title"]
         page.locator(f".smkit-cell[data-pos='{p}']").hover()
         page.wait_for_function(f"document.querySelector('.smkit-grid-tip').textContent.includes({top!r})")
+        # a soft cell's guess does not look like a decoded digit: smaller, dashed, a "?" after it
+        soft = [q for q in masked if after[q]["state"] == "soft"]
+        shown = next(q for q in after if after[q]["state"] in ("decoded", "revealed", "fixed"))
+        look = page.evaluate("""([s, d]) => { const css = (p, pseudo) => getComputedStyle(
+            document.querySelector(`.smkit-cell[data-pos='${p}']`), pseudo);
+            return {after: css(s, '::after').content, border: css(s).borderTopStyle,
+                    size: parseFloat(css(s).fontSize), digit: parseFloat(css(d).fontSize)}; }""", [soft[0], shown])
+        assert look["after"] == '"?"' and look["border"] == "dashed" and look["size"] < 0.8 * look["digit"], look
         shot = tmp_path / "sudoku_board.png"
         assert_screenshot_of(page.locator(".smkit-trace-explorer").first, shot)
         print(f"screenshot: {shot}")
@@ -434,6 +490,7 @@ def test_exported_html_in_browser(chromium, tmp_path):
         page.goto(Path(path).as_uri())
         page.wait_for_selector(".smkit-tok")
         page.wait_for_function(f"({SHAPE_MARKER_STATE})() !== null")
+        assert_nothing_covered_or_clipped(page.evaluate(PLOT_GEOMETRY), page.viewport_size["width"])
         before_strip = page.evaluate(STRIP_STATE)
         assert {k: before_strip[k] for k in ("labels", "colours")} == expected_strip(g.trace, 0)
         page.eval_on_selector("#smkit-step", "el => { el.value = 9; el.dispatchEvent(new Event('input')); }")
@@ -470,8 +527,36 @@ def test_exported_board_in_browser(chromium, tmp_path):
         page.goto(Path(path).as_uri())
         page.wait_for_function("document.querySelectorAll('.smkit-cell').length === 81")
         page.eval_on_selector("#smkit-step", "el => { el.value = 7; el.dispatchEvent(new Event('input')); }")
-        page.wait_for_function("document.querySelector('.smkit-grid-head').textContent.includes('step 8/15')")
+        page.wait_for_function("document.querySelector('.smkit-grid-head').textContent.includes('step 7 of 0\u201314')")
         shown = page.evaluate(BOARD_STATE)
         ex.step = 7
         assert [(c["pos"], c["row"], c["col"], c["state"], c["label"], c["title"]) for c in shown] == [
             (c["position"], c["row"], c["col"], c["state"], c["label"], c["tip"]) for c in ex.cells.cells]
+
+
+def test_tasks_sweep_page_fits_a_narrow_window_and_draws_offline(chromium, tmp_path):
+    """tasks.write_sweep's page: plotly.js is inside it (no network at all here), and the four panels and the
+    legend fit a window narrower than the old fixed 1160 px figure."""
+    import pandas as pd
+
+    from smkit import tasks
+    rows = [{"model": m, "soft_mask": m == "sm", "strategy": s, "cells_per_step": c, "steps": 9 // c + 1,
+             "accuracy": a, "ci_low": a - 0.05, "ci_high": a + 0.05}
+            for m in ("binary", "sm") for s in tasks.ORDER_STRATEGIES for c, a in ((1, 0.3), (2, 0.25), (4, 0.2), (8, 0.1))]
+    _, html_path = tasks.write_sweep(pd.DataFrame(rows), tmp_path, title="sudoku: puzzles solved")
+    page, errors = open_page(chromium, 1000, 700)
+    with checked(page, errors, tmp_path):
+        requested: list[str] = []
+        page.route("http*://**", lambda route: (requested.append(route.request.url), route.abort()))
+        page.goto(html_path.as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=30_000)
+        assert requested == []
+        edges = page.evaluate("""() => { const gd = document.querySelector('.js-plotly-plot'), L = gd._fullLayout;
+            const legend = gd.querySelector('.legend').getBoundingClientRect();
+            return {width: L.width, page: document.documentElement.clientWidth, legend: legend.right,
+                    panels: Object.keys(L).filter((k) => /^xaxis\\d*$/.test(k)).map((k) => L[k]._offset + L[k]._length),
+                    scroll: document.documentElement.scrollWidth}; }""")
+        assert len(edges["panels"]) == 4 and max(edges["panels"]) <= edges["page"], edges
+        assert edges["legend"] <= edges["page"] and edges["scroll"] <= edges["page"], edges
+        assert_nothing_covered_or_clipped(page.evaluate(PLOT_GEOMETRY), edges["page"])
+        page.screenshot(path=str(tmp_path / "tasks_sweep.png"), full_page=True)

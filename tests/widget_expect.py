@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smkit.widgets.trace_view import MASK_COLOUR, SOFT_COLOUR, SOFT_MIN_LAMBDA, STATE_COLOURS, blend, display_token
+from smkit.widgets.trace_view import SOFT_COLOUR, SOFT_LIGHT, SOFT_MIN_LAMBDA, STATE_COLOURS, blend, display_token
 
 
 def _np(x):
@@ -29,10 +29,16 @@ def expected_states(rec, sample, mask_id) -> list[str]:
     return out
 
 
-def expected_colours(rec, sample, mask_id) -> list[str]:
-    """Background of every position: by state; a soft one blends grey -> violet by its lambda."""
+def gate_top(trace) -> float:
+    """The largest lambda the trace's gate can give: its recorded w_s (lambda = w_s * sigmoid(...))."""
+    return float(trace.meta["sm"]["scale"])
+
+
+def expected_colours(rec, sample, mask_id, top: float) -> list[str]:
+    """Background of every position: by state; a soft one blends light violet -> violet by lambda / top, top
+    being the gate's w_s (`gate_top`): the colour scale spans the lambdas the model can feed back."""
     lam = _np(rec.lam)[sample]
-    return [blend(MASK_COLOUR, SOFT_COLOUR, [lam[p]])[0] if s == "soft" else STATE_COLOURS[s]
+    return [blend(SOFT_LIGHT, SOFT_COLOUR, [lam[p] / top])[0] if s == "soft" else STATE_COLOURS[s]
             for p, s in enumerate(expected_states(rec, sample, mask_id))]
 
 

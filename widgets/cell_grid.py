@@ -2,7 +2,8 @@
 
 Python sends `cells` (one dict per cell, `layouts.Cell`: position, row, col, label, state, colour, shade,
 tip, group) in one message per step; the browser places each cell at its row and column, colours it
-(givens, revealed this step, still masked shaded by lambda), shows its `tip` (the top-k candidates with
+(givens, revealed this step, still masked shaded by lambda; a soft cell's top guess is drawn small, dashed and
+with a "?" so that it never reads as a decoded digit), shows its `tip` (the top-k candidates with
 their probabilities) as its tooltip and in the line under the board, outlines groups (sudoku boxes) and
 writes a clicked cell's position to `selected`. Each cell's element carries data-pos, data-row, data-col,
 data-state and data-shade (lambda).
@@ -82,7 +83,10 @@ CSS = FRAME_CSS + """
   justify-content: center; border: 1px solid #d0d0d0; cursor: pointer; }
 .smkit-cell[data-state="fixed"] { font-weight: 700; }
 .smkit-cell[data-state="revealed"] { font-weight: 700; box-shadow: inset 0 0 0 2px #1e7a46; }
-.smkit-cell[data-state="soft"] { font-style: italic; }
+/* a soft cell shows the model's top guess, not a decoded digit: small, light, dashed, with a "?" after it */
+.smkit-cell[data-state="soft"] { font-style: italic; font-size: 0.72em; font-weight: 400;
+  border: 1px dashed #4b1fa8; }
+.smkit-cell[data-state="soft"]::after { content: "?"; font-size: 0.85em; margin-left: 1px; }
 .smkit-cell.smkit-edge-right { border-right: 2px solid #333; }
 .smkit-cell.smkit-edge-bottom { border-bottom: 2px solid #333; }
 .smkit-cell.smkit-selected { outline: 2px solid #d62728; outline-offset: -3px; }

@@ -11,6 +11,7 @@ import ipywidgets as W
 from . import figures as F
 from .export import compare_page, write_page
 from .overlay import overlaid
+from .titles import step_label
 from .token_strip import TokenStrip
 from .trace_view import sample_view
 from smkit.core.errors import ConfigError
@@ -41,7 +42,7 @@ class Compare(W.VBox):
         self.play = W.Play(value=step, min=0, max=self.num_steps - 1, interval=interval_ms, description="play")
         W.jslink((self.play, "value"), (self.slider, "value"))
         self.field_toggle = W.ToggleButtons(options=[("\u03bb", "lam"), ("entropy", "entropy")], value=field,
-                                            style={"button_width": "70px"})
+                                            style={"button_width": "auto"})  # a fixed width cut "entropy" short
         self.slider.observe(lambda ch: self._show(step=ch["new"]), "value")
         self.field_toggle.observe(lambda ch: self._set_field(ch["new"]), "value")
         for s in self.strips:
@@ -71,7 +72,7 @@ class Compare(W.VBox):
             if s.selected != position:
                 s.selected = position
             if moved:
-                s.show(v, own, f"{name} \u00b7 step {own + 1}/{v.num_steps} \u00b7 t={v.t[own]:.3f} "
+                s.show(v, own, f"{name} \u00b7 {step_label(own, v.num_steps)} \u00b7 t={v.t[own]:.3f} "
                                f"\u00b7 still masked {int(v.masked_after(own).sum())}")
         # markers move in the overlays; the figures are not touched (see overlay.py)
         self.heat_marks.shapes = F.marker_shapes(self.steps_shown(step), position, len(self.views))
@@ -82,8 +83,8 @@ class Compare(W.VBox):
         fresh = self._heat_figure()
         with self.heatmaps.batch_update():
             for i, tr in enumerate(fresh.data):
-                self.heatmaps.data[i].update(z=tr.z, zmin=tr.zmin, zmax=tr.zmax, colorscale=tr.colorscale,
-                                             hovertemplate=tr.hovertemplate)
+                self.heatmaps.data[i].update(x=tr.x, y=tr.y, z=tr.z, zmin=tr.zmin, zmax=tr.zmax,
+                                             colorscale=tr.colorscale, hovertemplate=tr.hovertemplate)
             for i, ann in enumerate(fresh.layout.annotations):
                 self.heatmaps.layout.annotations[i].text = ann.text
 

@@ -83,7 +83,7 @@ class StepViews:
         """Replace the data (another sample, or more steps from a live decode) and show `step`."""
         self.view = view
         with self.heatmaps.batch_update():
-            self.heatmaps.data[0].update(z=F.heat_z(view, "lam"))
+            self.heatmaps.data[0].update(z=F.heat_z(view, "lam"), **F.lam_colour_props(view))
             self.heatmaps.data[1].update(z=F.heat_z(view, "entropy"))
             for axis in ("yaxis", "yaxis2"):
                 self.heatmaps.layout[axis].range = [view.num_steps - 0.5, -0.5]
@@ -98,6 +98,13 @@ class StepViews:
         self.show(step, pos)
 
 
+def opening_step(view: SampleView) -> int:
+    """Where an explorer opens: the first step after which some position is soft (where soft-masking shows;
+    the last step has nothing masked), else step 0."""
+    first = view.first_soft_step()
+    return 0 if first is None else first
+
+
 class TraceExplorer(W.VBox):
     """Scrub a Trace: `TraceExplorer(g.trace, model=m)`; `.step`, `.position`, `.sample` move it.
 
@@ -110,6 +117,9 @@ class TraceExplorer(W.VBox):
     curve) and its tokenizer (token text); `model=` or `tokenizer=` / `mask_id=` / `soft_mask=` / `k=`
     fill in what a trace lacks or override it. The heatmaps are sent once; moving the step moves
     overlay markers and re-colours the strip (see overlay.py for why the figures are left alone).
+
+    Without `step=` it opens at the first step where some position is soft (`opening_step`). Steps are
+    numbered from 0 everywhere: `.step`, the slider, the title line ("step 9 of 0-15") and the heatmaps.
     """
 
     def __init__(self, trace, model=None, *, sample: int = 0, step: int | None = None, position: int = -1,
@@ -119,7 +129,7 @@ class TraceExplorer(W.VBox):
         self._source = dict(model=model, tokenizer=tokenizer, mask_id=mask_id, soft_mask=soft_mask, k=k)
         view = sample_view(trace, sample, **self._source)
         self.layout_name, place = get_layout(layout, final_texts(trace, view.vocab_text) if layout == "auto" else None)
-        step = view.num_steps - 1 if step is None else view.clamp_step(step)
+        step = opening_step(view) if step is None else view.clamp_step(step)
         self.views = StepViews(view, step, position, place)
         self.slider = W.IntSlider(value=step, min=0, max=view.num_steps - 1, description="step",
                                   continuous_update=True, layout=W.Layout(width="420px"))

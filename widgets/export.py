@@ -21,7 +21,7 @@ import numpy as np
 from . import cell_grid
 from . import figures as F
 from .layouts import Layout, step_fields, token_strip
-from .titles import step_title
+from .titles import step_label, step_title
 from .token_strip import CSS, ESM
 from .trace_view import STATE_COLOURS, STATES, SampleView
 
@@ -38,7 +38,7 @@ def view_data(view: SampleView, titles: list[str] | None = None) -> dict:
         "topk_ids": [view.topk_at(s)[0].tolist() for s in steps],
         "topk_probs": [np.round(view.topk_at(s)[1].astype(np.float64), 4).tolist() for s in steps],
         "t": np.round(view.t.astype(np.float64), 4).tolist(),
-        "nfe": view.nfe.tolist(), "titles": titles or [f"step {s + 1}/{view.num_steps}" for s in steps],
+        "nfe": view.nfe.tolist(), "titles": titles or [step_label(s, view.num_steps) for s in steps],
         "mixture": mixture_weights_json(view),
     }
 
@@ -73,7 +73,7 @@ def explorer_page(view: SampleView, step: int, position: int = -1, title: str = 
 def compare_page(views: list[SampleView], names: list[str], step: int, field: str = "lam",
                  title: str = "smkit compare") -> dict:
     steps = max(v.num_steps for v in views)
-    titles = [[f"{n} \u00b7 step {min(s, v.num_steps - 1) + 1}/{v.num_steps}" for s in range(steps)]
+    titles = [[f"{n} \u00b7 {step_label(min(s, v.num_steps - 1), v.num_steps)}" for s in range(steps)]
               for v, n in zip(views, names)]
     return {"title": title, "steps": steps, "step": step, "position": -1,
             "views": [view_data(v, t) for v, t in zip(views, titles)], "strips": list(range(len(views))),
@@ -145,7 +145,7 @@ function showStep() {
                       tips: tips(V, s), title: V.titles[s]});
   });
   if (board) { const s = clamp(D.views[0], step); board.update({cells: D.board.cells[s], title: D.views[0].titles[s]}); }
-  document.getElementById("smkit-step-label").textContent = "step " + (step + 1) + "/" + D.steps;
+  document.getElementById("smkit-step-label").textContent = "step " + step + " of 0\u2013" + (D.steps - 1);
   // whole shapes arrays: plotly.js then redraws the shapes only, not the heatmaps
   for (const f of byRole("heat")) {
     const gd = document.getElementById(f.div), n = f.panel_views.length;

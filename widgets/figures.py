@@ -4,8 +4,10 @@ Each `*_figure` builds a `go.Figure` once; each `*_update` returns what changes 
 selected position changes, as `{trace index: properties}` and `{shape index: properties}`, so a widget
 applies it inside `fig.batch_update()` and the exported page applies the same numbers from JavaScript.
 Heatmaps are position (x) by step (y, step 0 on top); shape 0..P-1 mark the step, P..2P-1 the position.
-The lambda heatmap uses the token strip's colours on the same absolute scale (grey lambda = 0 to violet
-lambda = 1); blank (white) cells are positions not masked after that step.
+The lambda heatmap uses the token strip's colours on the same scale: grey where lambda < 1e-3 (plain masked),
+light violet to violet from there up to w_s, the largest lambda the model's gate gives (`SampleView.lam_top`; the
+colour bar says so); blank (white) cells are positions not masked after that step.
+Every figure leaves the top 60 px to plotly's toolbar: titles sit under it, never behind it.
 """
 from __future__ import annotations
 
@@ -13,11 +15,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .trace_view import MASK_COLOUR, SOFT_COLOUR, SampleView
+from .titles import lambda_text
+from .trace_view import MASK_COLOUR, SOFT_COLOUR, SOFT_LIGHT, SOFT_MIN_LAMBDA, SampleView
 
 MARK = "#d62728"
 FONT = dict(size=11)
 SPACING = 0.14  # between heatmap panels: room for the left panel's colour bar
+TOP = 62  # px above the plot area: plotly's toolbar (about 28 px) and, under it, the titles
+
+
+def _title(text: str) -> dict:
+    """A figure title just above the plot area, under the toolbar."""
+    return dict(text=text, x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom", pad=dict(b=6))
 
 
 def _axis(i: int) -> str:
@@ -56,8 +65,18 @@ def heat_z(view: SampleView, field: str) -> np.ndarray:
     return view.lam_map() if field == "lam" else view.entropy_map()
 
 
+def lam_colour_props(view: SampleView) -> dict:
+    """The lambda heatmap's colours: zmax = w_s (`view.lam_top`), grey below SOFT_MIN_LAMBDA (plain masked), then
+    light violet to violet; the colour bar marks 0 and w_s (1 where the SM values are unknown)."""
+    top, scale = view.lam_top, (view.soft_mask or {}).get("scale")
+    cut = min(SOFT_MIN_LAMBDA / top, 1.0)
+    top_label = f"w_s {lambda_text(top)}" if scale is not None and float(scale) == top else "1"
+    return dict(zmin=0, zmax=top, colorscale=[[0, MASK_COLOUR], [cut, MASK_COLOUR], [cut, SOFT_LIGHT], [1, SOFT_COLOUR]],
+                colorbar=dict(title=dict(text="\u03bb", side="top"), tickvals=[0, top], ticktext=["0", top_label]))
+
+
 def heatmaps_figure(views: list[SampleView], step: int, pos: int = -1, field: str = "both",
-                    titles: list[str] | None = None, height: int = 330) -> go.Figure:
+                    titles: list[str] | None = None, height: int = 362) -> go.Figure:
     """Lambda and entropy heatmaps (field='both', one view) or one field for several views side by side."""
     if field == "both":
         (view,) = views
@@ -71,25 +90,26 @@ def heatmaps_figure(views: list[SampleView], step: int, pos: int = -1, field: st
                         horizontal_spacing=SPACING)
     for i, (v, f) in enumerate(panels):
         sym = "\u03bb" if f == "lam" else "H"
+        colours = lam_colour_props(v) if f == "lam" else dict(colorscale="Viridis", zmin=0, zmax=None, colorbar={})
+        colours["colorbar"].update(len=0.9, thickness=10, xanchor="left",
+                                   x=_domain_end(i, len(panels), SPACING) + 0.005)
         fig.add_trace(go.Heatmap(
-            z=heat_z(v, f), colorscale=[[0, MASK_COLOUR], [1, SOFT_COLOUR]] if f == "lam" else "Viridis",
-            zmin=0, zmax=1 if f == "lam" else None, name=f"{f}",
-            colorbar=dict(len=0.9, thickness=10, xanchor="left", x=_domain_end(i, len(panels), SPACING) + 0.005),
-            hovertemplate=f"pos %{{x}}<br>step %{{y}}<br>{sym} %{{z:.3f}}<extra></extra>"), row=1, col=i + 1)
+            z=heat_z(v, f), name=f"{f}", **colours,
+            hovertemplate=f"pos %{{x}}<br>step %{{y}}<br>{sym} %{{z:.4g}}<extra></extra>"), row=1, col=i + 1)
         fig.update_xaxes(title_text="position", row=1, col=i + 1)
     for i, (v, _) in enumerate(panels):  # fixed ranges: moving a marker never re-runs autorange
         fig.update_xaxes(range=[-0.5, v.length - 0.5], row=1, col=i + 1)
         fig.update_yaxes(range=[v.num_steps - 0.5, -0.5], row=1, col=i + 1)
     fig.update_yaxes(title_text="step", row=1, col=1)
-    fig.update_layout(height=height, margin=dict(l=50, r=50, t=30, b=40), font=FONT, plot_bgcolor="#ffffff",
+    fig.update_layout(height=height, margin=dict(l=50, r=50, t=TOP, b=40), font=FONT, plot_bgcolor="#ffffff",
                       shapes=marker_shapes(step, pos, len(panels)))
     return fig
 
 
-def mixture_figure(view: SampleView, step: int, pos: int, height: int = 280) -> go.Figure:
+def mixture_figure(view: SampleView, step: int, pos: int, height: int = 300) -> go.Figure:
     fig = go.Figure(go.Bar(x=[], y=[], marker_color=[], texttemplate="%{y:.3f}", textposition="outside",
                            hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
-    fig.update_layout(height=height, margin=dict(l=45, r=10, t=40, b=55), font=FONT,
+    fig.update_layout(height=height, margin=dict(l=45, r=10, t=TOP, b=55), font=FONT, title=_title(""),
                       yaxis=dict(range=[0, 1.15], title="weight"), xaxis=dict(
                           type="category", title="(1-\u03bb)\u00b7E[m] + \u03bb\u00b7\u03a3 \u03c0\u1d62\u00b7E[v\u1d62]"))
     apply(fig, mixture_update(view, step, pos))
@@ -110,13 +130,14 @@ def mixture_update(view: SampleView, step: int, pos: int) -> dict:
     return {"traces": {0: dict(x=names, y=weights, marker_color=colours)}, "layout": dict(title_text=title)}
 
 
-def trajectory_figure(view: SampleView, step: int, pos: int, height: int = 280) -> go.Figure:
+def trajectory_figure(view: SampleView, step: int, pos: int, height: int = 300) -> go.Figure:
     fig = go.Figure([go.Scatter(x=[], y=[], name="\u03bb", mode="lines", line=dict(color=SOFT_COLOUR)),
                      go.Scatter(x=[], y=[], name="H (nats)", mode="lines", line=dict(color="#2a9d8f")),
                      go.Scatter(x=[], y=[], name="top-1 p", mode="lines", line=dict(color="#e9a23b", dash="dot")),
                      go.Scatter(x=[], y=[], name="revealed", mode="markers+text", textposition="top center",
                                 marker=dict(color="#58c98b", size=11, symbol="star"))])
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), font=FONT, xaxis_title="step",
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=TOP, b=40), font=FONT, xaxis_title="step",
+                      title=_title(""),
                       legend=dict(orientation="h", y=-0.25), shapes=[vline(step)],
                       xaxis_range=[-0.5, max(view.num_steps - 0.5, 0.5)])
     apply(fig, trajectory_update(view, step, pos, data=True))
@@ -161,7 +182,7 @@ def entropy_max(view: SampleView) -> float:
     return max(3.0, float(np.nanmax(view.entropy)) * 1.05 if view.entropy.size else 3.0)
 
 
-def lambda_figure(view: SampleView, step: int, pos: int, height: int = 280) -> go.Figure:
+def lambda_figure(view: SampleView, step: int, pos: int, height: int = 300) -> go.Figure:
     hx, ly = lambda_curve(view.soft_mask, entropy_max(view))
     sm = view.soft_mask
     name = (f"\u03bb(H): w_s={sm['scale']:.3f} w_a={sm['steepness']:.2f} w_b={sm['centre']:.2f}" if sm
@@ -172,9 +193,9 @@ def lambda_figure(view: SampleView, step: int, pos: int, height: int = 280) -> g
                                 hovertemplate="pos %{text}<br>H %{x:.3f}<br>\u03bb %{y:.3f}<extra></extra>"),
                      go.Scatter(x=[], y=[], mode="markers", name="selected",
                                 marker=dict(color=MARK, size=11, symbol="circle-open", line=dict(width=2)))])
-    fig.update_layout(height=height, margin=dict(l=45, r=10, t=40, b=40), font=FONT, xaxis_title="entropy H (nats)",
-                      yaxis_title="\u03bb", legend=dict(orientation="h", y=-0.25), title_text=name,
-                      xaxis_range=[0, entropy_max(view)], yaxis_range=[-0.03, 1.03])
+    fig.update_layout(height=height, margin=dict(l=45, r=10, t=TOP, b=40), font=FONT, xaxis_title="entropy H (nats)",
+                      yaxis_title="\u03bb", legend=dict(orientation="h", y=-0.25), title=_title(name),
+                      xaxis_range=[0, entropy_max(view)], yaxis_range=[-0.03 * view.lam_top, 1.05 * view.lam_top])
     apply(fig, lambda_update(view, step, pos))
     return fig
 
@@ -198,7 +219,7 @@ def lambda_points(view: SampleView, step: int, pos: int) -> list[dict]:
                  ring=True, text=[f"pos {pos}"] * len(update[2]["x"]))]
 
 
-def progress_figure(views: list[SampleView], names: list[str], step: int, height: int = 280) -> go.Figure:
+def progress_figure(views: list[SampleView], names: list[str], step: int, height: int = 300) -> go.Figure:
     """Fraction still masked and mean entropy of the predicted positions per step, one line per view."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["fraction still masked", "mean H of predicted positions"])
     dashes = ["solid", "dash", "dot", "dashdot"]
@@ -214,7 +235,7 @@ def progress_figure(views: list[SampleView], names: list[str], step: int, height
                                      legendgroup=n, showlegend=col == 1,
                                      line=dict(dash=dashes[i % 4], color=colours[i % 4])), row=1, col=col)
     fig.update_xaxes(title_text="step")
-    fig.update_layout(height=height, margin=dict(l=45, r=10, t=30, b=40), font=FONT,
+    fig.update_layout(height=height, margin=dict(l=45, r=10, t=TOP, b=40), font=FONT,
                       shapes=[vline(step, i) for i in range(2)])
     fig.update_xaxes(range=[-0.5, max(v.num_steps for v in views) - 0.5])
     return fig

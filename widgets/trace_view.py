@@ -12,6 +12,10 @@ read when that step is shown (`topk_at`, a few steps kept):
 A position's state after step s is, first match wins: fixed (prompt / infill), revealed (at step s),
 remasked (at step s), soft (still masked, lambda >= 1e-3: the next input mixes in candidates), masked
 (still masked, lambda below that), decoded (revealed at an earlier step).
+
+Lambda is shown on the scale of the model's gate: lambda = w_s * sigmoid(...) never exceeds w_s (0.07-0.21 on
+the shipped models), so colours run from 0 to w_s (`SampleView.lam_top`), not to 1. A soft position's colour
+starts at a light violet, never the grey of a plain masked one, so "the gate is shut" and "a little open" differ.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ STATE_COLOURS = {"fixed": "#b9d3f0", "decoded": "#f1f1f1", "revealed": "#58c98b"
                  "masked": "#a9a9a9", "soft": "#7a3ff0"}
 MASK_COLOUR = STATE_COLOURS["masked"]
 SOFT_COLOUR = STATE_COLOURS["soft"]
+SOFT_LIGHT = "#d6c8fb"  # a soft position's colour at the smallest lambda; SOFT_COLOUR at lambda = lam_top
 SOFT_MIN_LAMBDA = 1e-3  # below this a masked position counts as plain masked: its input is E[m] to 3 decimals
 MASK_LABEL = "[MASK]"
 MASK_GLYPH = "\u00b7"  # what a plain masked position shows in the token strip
@@ -127,6 +132,21 @@ class SampleView:
     def clamp_step(self, step: int) -> int:
         return int(min(max(int(step), 0), self.num_steps - 1))
 
+    @property
+    def lam_top(self) -> float:
+        """The top of lambda's colour scale: w_s, the largest lambda the gate can give, when the SM values are
+        known and w_s >= SOFT_MIN_LAMBDA; else 1, the largest lambda there is."""
+        scale = (self.soft_mask or {}).get("scale")
+        return float(scale) if scale is not None and scale >= SOFT_MIN_LAMBDA else 1.0
+
+    def first_soft_step(self) -> int | None:
+        """The first step after which some position is soft (its next input mixes in candidates), or None.
+        Reads one step at a time."""
+        for step in range(self.num_steps):
+            if (self.state_codes(step) == SOFT).any():
+                return step
+        return None
+
     # ------------------------------------------------------------ per step
     def topk_at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids [L, k_trace] int64, probabilities [L, k_trace] float32) of `step`: one step read."""
@@ -171,12 +191,13 @@ class SampleView:
         return [STATES[c] for c in self.state_codes(step)]
 
     def colours(self, step: int) -> list[str]:
-        """Background colour of every position after `step` (soft: lambda as intensity)."""
+        """Background colour of every position after `step` (soft: SOFT_LIGHT to SOFT_COLOUR as lambda goes
+        from 0 to lam_top)."""
         codes = self.state_codes(step)
         out = np.array([STATE_COLOURS[s] for s in STATES], dtype=object)[codes]
         soft = codes == SOFT
         if soft.any():
-            out[soft] = blend(MASK_COLOUR, SOFT_COLOUR, self.lam[step][soft])
+            out[soft] = blend(SOFT_LIGHT, SOFT_COLOUR, self.lam[step][soft] / self.lam_top)
         return out.tolist()
 
     def token_labels(self, step: int) -> list[str]:
