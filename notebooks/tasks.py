@@ -24,7 +24,7 @@
 
 # %% tags=["parameters"]
 task: str = "sudoku"  # one of smkit.tasks.TASKS
-task_params: dict = {"givens": 50}  # the task's parameters (sudoku: givens 17..80)
+task_params: dict = {"givens": 72}  # the task's parameters (sudoku: givens 17..80; 72 leaves 9 cells, where the shipped solvers solve a share and the order shows)
 models: list = ["sudoku-binary", "sudoku-sm"]  # shipped names or checkpoint folders; empty: train one here (train_steps)
 train_steps: int = 300  # updates of a small binary model trained here first when models is empty
 cells_per_step: list = [1, 2, 4, 8]  # cells revealed per step (the budget: masked cells / steps)
@@ -81,7 +81,6 @@ for name, m in loaded.items():
 
 # %%
 frame = tasks.sweep(loaded, the_task, n=n, cells_per_step=cells_per_step, strategies=strategies, seed=seed)
-frame.to_csv(out / "tasks_sweep.csv", index=False)
 view = frame.assign(solved=lambda d: d.apply(lambda r: f"{r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]",
                                                 axis=1))
 print(view.pivot_table(index=["model", "strategy"], columns="cells_per_step", values="solved", aggfunc="first")
@@ -91,19 +90,20 @@ print(view.pivot_table(index=["model", "strategy"], columns="cells_per_step", va
 import plotly.io as pio
 
 pio.renderers.default = "plotly_mimetype+notebook"
-fig = tasks.sweep_figure(frame, title=f"{task} {task_params}: puzzles solved, n = {n} per point")
-fig.write_html(out / "tasks_sweep.html", include_plotlyjs="cdn")
-fig.show()
+title = f"{task} {task_params}: puzzles solved, n = {n} per point"
+csv_path, html_path = tasks.write_sweep(frame, out, title)  # the page carries plotly.js: it draws offline
+tasks.sweep_figure(frame, title).show()
 
 # %% [markdown]
 # ## One puzzle, decoded
 # The first held-out puzzle, the first model's answer (confidence order, one cell per step), and whether it
-# is valid.
+# is valid. The answer is laid out as the puzzle: a cell the model filled with a space or a newline shows as
+# \u2423 or \u21b5 instead of breaking the grid.
 
 # %%
 first = next(iter(loaded.values()))
 res = tasks.evaluate(first, the_task, n=1, strategy="confidence", seed=seed)
 print("puzzle:\n" + res.puzzles[0].replace("[MASK]", "."))
-print("\nanswer:\n" + res.texts[0])
+print("\nanswer:\n" + tasks.shown_answer(res.puzzles[0], res.texts[0]))  # a newline written into a cell shows as \u21b5
 print("\nvalid:", res.correct[0])
-print(f"\nwritten: {out / 'tasks_sweep.csv'}, {out / 'tasks_sweep.html'}")
+print(f"\nwritten: {csv_path}, {html_path}")

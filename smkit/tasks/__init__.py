@@ -14,10 +14,10 @@ tasks.for_model(model)                         # the task a model was trained on
 Training streams and evaluations never share a puzzle: see `smkit.tasks.base` (the split) and
 `smkit.tasks.training` (the stream).
 """
-from .base import MASK, SPLITS, Example, Task, TaskError, split_of
+from .base import MASK, SPLITS, Example, Task, TaskError, shown_answer, split_of
 from .evaluate import TaskEval, evaluate, wilson_interval
 from .registry import TASKS, for_model, get, is_task_corpus, parse_param
-from .sweep import ORDER_STRATEGIES, sweep, sweep_figure
+from .sweep import ORDER_STRATEGIES, sweep, sweep_figure, write_sweep
 
 __all__ = ["TASKS", "get", "for_model", "evaluate", "TaskEval", "wilson_interval", "Task", "Example", "TaskError",
-           "MASK", "SPLITS", "split_of", "is_task_corpus", "parse_param", "sweep", "sweep_figure", "ORDER_STRATEGIES"]
+           "MASK", "SPLITS", "split_of", "shown_answer", "is_task_corpus", "parse_param", "sweep", "sweep_figure", "write_sweep", "ORDER_STRATEGIES"]

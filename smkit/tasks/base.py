@@ -38,6 +38,19 @@ def template(puzzle: str) -> list:
     return cells
 
 
+_VISIBLE = {"\n": "\u21b5", " ": "\u2423", "\t": "\u21e5", "\r": "\u240d"}
+
+
+def shown_answer(puzzle: str, text: str) -> str:
+    """A decoded `text` laid out as its `puzzle`: each given character as it is, each filled cell as one visible
+    character, so a newline or space the model wrote into a cell shows as \u21b5 or \u2423 instead of splitting
+    a row. A text that does not have one character per cell of the puzzle comes back unchanged."""
+    cells = template(puzzle)
+    if len(text) != len(cells):
+        return text
+    return "".join(ch if given is not None else _VISIBLE.get(ch, ch) for given, ch in zip(cells, text))
+
+
 @dataclass(frozen=True)
 class Example:
     """`puzzle`: the text with `[MASK]` at every character to fill; `answer`: one valid full text (the puzzle

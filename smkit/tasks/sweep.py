@@ -5,6 +5,7 @@
 cell_accuracy, n, seed, correct (per puzzle, a string of 0/1 in puzzle order: two rows decoded the same
 puzzles, so they compare puzzle by puzzle). `models` maps a label to a model or to (model, soft_mask); a bare model is decoded with SM
 when its config says it was trained with SM (`train_config.soft_mask`), binary otherwise.
+`sweep_figure(frame)` plots it; `write_sweep(frame, folder)` writes the CSV and an offline HTML page of the figure.
 """
 from __future__ import annotations
 
@@ -65,5 +66,22 @@ def sweep_figure(frame, title: str = ""):
             fig.update_xaxes(type="log", tickvals=list(d.cells_per_step), title_text="cells per step", row=1,
                              col=j + 1)
     fig.update_yaxes(title_text="puzzles solved (Wilson 95%)", range=[0, 1], row=1, col=1)
-    fig.update_layout(title=title, height=360, width=260 * len(strategies) + 120)
+    # no fixed width: the figure takes the width of its page or output cell; the legend goes under the panels,
+    # where it takes no width from them
+    fig.update_layout(title=title, height=400, autosize=True, margin=dict(l=60, r=20, t=70, b=40),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top"))
     return fig
+
+
+def write_sweep(frame, folder, title: str = "") -> tuple:
+    """Write `frame` as `tasks_sweep.csv` and its figure as `tasks_sweep.html` into `folder`; returns both paths.
+    The page carries plotly.js itself (about 4.8 MB), so it draws offline and can be sent on as one file."""
+    from pathlib import Path
+
+    from ..io.outputs import writable_folder
+    folder = writable_folder(Path(folder), "folder")
+    csv_path, html_path = folder / "tasks_sweep.csv", folder / "tasks_sweep.html"
+    frame.to_csv(csv_path, index=False)
+    sweep_figure(frame, title).write_html(html_path, include_plotlyjs=True, full_html=True,
+                                          default_width="100%", config={"responsive": True})
+    return csv_path, html_path
