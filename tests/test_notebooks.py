@@ -39,6 +39,8 @@ def tiny_parameters(ckpt: Path, corpus: Path, out: Path, task_ckpt: Path | None 
                                 out_dir=str(out / "nfe_sweep")),
         "tasks.ipynb": dict(task="sort", task_params={"length": 3}, models=[], train_steps=30, cells_per_step=[1, 3],
                             strategies=["random", "margin"], n=8, out_dir=str(out / "tasks")),
+        "paper_checkpoint.ipynb": dict(checkpoint=str(ROOT / "tests" / "fixtures" / "paper_formats" / "sm.ckpt"),
+                                       length=32, steps=8, num_samples=2, out_dir=str(out / "paper_checkpoint")),
         "workshop/01-forward-process.ipynb": dict(model=str(ckpt), blocks=4, n_times=3),
         "workshop/02-train-tiny-mdlm.ipynb": dict(corpus=str(corpus), steps=4, seq_len=16, hidden_size=16, num_layers=1,
                                                   batch_size=4, eval_every=2, eval_blocks=8,
