@@ -37,6 +37,13 @@ def gen(model):
     return smkit.generate(model, num_samples=2, length=L, steps=S, soft_mask=True, seed=0)
 
 
+def _grid(heatmap, steps: int, length: int) -> np.ndarray:
+    """A heatmap trace's cells [steps, length] (sent as columns x, y, z), NaN where blank."""
+    out = np.full((steps, length), np.nan)
+    out[np.asarray(heatmap.y), np.asarray(heatmap.x)] = np.asarray(heatmap.z)
+    return out
+
+
 def _rec(trace, step):
     return trace[step]
 
@@ -130,7 +137,7 @@ def test_trajectory_and_lambda_curve_show_the_trace_numbers(model, gen):
 
 def test_heatmaps_are_drawn_once_with_the_trace_values(model, gen):
     ex = TraceExplorer(gen.trace, model=model, step=0)
-    z_lam = ex.views.heatmaps.data[0].z
+    z_lam = _grid(ex.views.heatmaps.data[0], S, L)
     for s in (0, 5):
         rec = _rec(gen.trace, s)
         tokens, lam = _np(rec.tokens)[0], _np(rec.lam)[0]
@@ -229,7 +236,7 @@ def test_compare_shares_the_step_axis(model, gen, tmp_path):
     cmp.field = "entropy"
     ent = _np(_rec(gen.trace, 12).entropy)[0]
     mb = _np(_rec(gen.trace, 12).masked_before)[0]
-    row = cmp.heatmaps.data[1].z[12]
+    row = _grid(cmp.heatmaps.data[1], S, L)[12]
     for p in range(L):
         assert np.isnan(row[p]) if not mb[p] else abs(row[p] - ent[p]) < 1e-3
     assert repr(cmp) == "Compare(names=('binary', 'SM'), steps=[8, 16], length=[32, 32], sample=0, step=12, field='entropy')"

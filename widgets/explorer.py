@@ -83,8 +83,8 @@ class StepViews:
         """Replace the data (another sample, or more steps from a live decode) and show `step`."""
         self.view = view
         with self.heatmaps.batch_update():
-            self.heatmaps.data[0].update(z=F.heat_z(view, "lam"), **F.lam_colour_props(view))
-            self.heatmaps.data[1].update(z=F.heat_z(view, "entropy"))
+            self.heatmaps.data[0].update(**F.heat_data(view, "lam"), **F.lam_colour_props(view))
+            self.heatmaps.data[1].update(**F.heat_data(view, "entropy"))
             for axis in ("yaxis", "yaxis2"):
                 self.heatmaps.layout[axis].range = [view.num_steps - 0.5, -0.5]
         self.trajectory.layout.xaxis.range = [-0.5, max(view.num_steps - 0.5, 0.5)]

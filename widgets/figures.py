@@ -60,9 +60,22 @@ def _domain_end(i: int, n: int, spacing: float) -> float:
 
 
 def heat_z(view: SampleView, field: str) -> np.ndarray:
-    """Heatmap rows (steps) of 'lam' or 'entropy' as float32, NaN where blank (plotly leaves NaN cells empty;
-    a numpy array travels to the browser as binary, not as a list of numbers)."""
+    """Heatmap rows (steps) of 'lam' or 'entropy' as float32 [S, L], NaN where blank."""
     return view.lam_map() if field == "lam" else view.entropy_map()
+
+
+def heat_data(view: SampleView, field: str) -> dict:
+    """The heatmap of 'lam' or 'entropy' as columns x (position), y (step), z: the cells drawn, each row and
+    column kept (a NaN cell where all of it is blank, so that cells keep their size). 1-D numeric arrays travel
+    to the browser as binary; a 2-D z would travel as nested lists (about 10 s for L = S = 1024)."""
+    m = heat_z(view, field)
+    ys, xs = np.nonzero(~np.isnan(m))
+    S, L = m.shape
+    cols, rows = np.setdiff1d(np.arange(L), xs), np.setdiff1d(np.arange(S), ys)
+    x = np.concatenate([xs, cols, np.zeros(len(rows), dtype=xs.dtype)]).astype(np.int32)
+    y = np.concatenate([ys, np.zeros(len(cols), dtype=ys.dtype), rows]).astype(np.int32)
+    z = np.concatenate([m[ys, xs], np.full(len(cols) + len(rows), np.nan, dtype=np.float32)]).astype(np.float32)
+    return {"x": x, "y": y, "z": z}
 
 
 def lam_colour_props(view: SampleView) -> dict:
@@ -94,7 +107,7 @@ def heatmaps_figure(views: list[SampleView], step: int, pos: int = -1, field: st
         colours["colorbar"].update(len=0.9, thickness=10, xanchor="left",
                                    x=_domain_end(i, len(panels), SPACING) + 0.005)
         fig.add_trace(go.Heatmap(
-            z=heat_z(v, f), name=f"{f}", **colours,
+            **heat_data(v, f), name=f"{f}", **colours,
             hovertemplate=f"pos %{{x}}<br>step %{{y}}<br>{sym} %{{z:.4g}}<extra></extra>"), row=1, col=i + 1)
         fig.update_xaxes(title_text="position", row=1, col=i + 1)
     for i, (v, _) in enumerate(panels):  # fixed ranges: moving a marker never re-runs autorange
@@ -120,7 +133,7 @@ def mixture_update(view: SampleView, step: int, pos: int) -> dict:
     """The superposition fed back at `pos` after `step`: bar heights (1 - lambda) and lambda * pi_i."""
     if pos < 0:
         return {"traces": {0: dict(x=[], y=[], marker_color=[])},
-                "layout": dict(title_text="click a position to see its fed-back mixture")}
+                "layout": dict(title_text="click a position: its mixture")}
     names, weights = view.mixture(step, pos)
     masked = names[0] == "[MASK]" and len(names) > 1
     colours = [MASK_COLOUR] + [SOFT_COLOUR] * (len(names) - 1) if masked else ["#58a0c9"]
