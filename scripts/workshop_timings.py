@@ -1,5 +1,5 @@
 """Workshop timings: run each workshop notebook headless with its default parameters (`smkit run ... --no-html`),
-time it, and write the table into notebooks/README.md and docs/workshop.md (`<!-- table:workshop-timings -->`)
+time it, weigh the executed notebook it saves, and write the table into notebooks/README.md and docs/workshop.md (`<!-- table:workshop-timings -->`)
 from the committed results (benchmarks/workshop.json). Run it on a quiet machine: the load average before each
 notebook is recorded and shown.
 Usage:
@@ -41,9 +41,11 @@ def run_one(name: str, threads: int, out: Path) -> dict:
     subprocess.run([sys.executable, "-m", "smkit.cli", "run", str(WORKSHOP / f"{name}.ipynb"), "--no-html",
                     "--out", str(out)], check=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - start
-    line, cell_seconds = slowest_cell(out / name / f"{name}.ipynb")
+    executed = out / name / f"{name}.ipynb"
+    line, cell_seconds = slowest_cell(executed)
     return {"notebook": name, "seconds": round(seconds, 1), "slowest_cell": line,
-            "slowest_cell_seconds": round(cell_seconds, 1), "load_before": round(load, 2)}
+            "slowest_cell_seconds": round(cell_seconds, 1), "load_before": round(load, 2),
+            "saved_bytes": executed.stat().st_size}
 
 
 def measure(threads: int, only: list[str] | None) -> dict:
@@ -73,11 +75,13 @@ def table(results: dict | None) -> str:
     machine = ", ".join(f"{k} {v}" for k, v in results["machine"].items())
     lines = [f"Measured by `{results['command']}` on {results['date']} ({machine}): each notebook run headless with "
              f"its default parameters and {results['threads']} torch thread(s), kernel start included; the load "
-             "average before each run shows how quiet the machine was.", "",
-             "| notebook | whole notebook | slowest cell | load before |", "|---|---|---|---|"]
+             "average before each run shows how quiet the machine was; the executed notebook's size is what a "
+             "saved run weighs (plotly.js shared, no widget state).", "",
+             "| notebook | whole notebook | slowest cell | load before | saved notebook |", "|---|---|---|---|---|"]
     for r in results["rows"]:
+        size = f"{r['saved_bytes'] / 1e6:.2f} MB" if "saved_bytes" in r else "not measured"
         lines.append(f"| `{r['notebook']}` | {minutes(r['seconds'])} | {minutes(r['slowest_cell_seconds'])}: "
-                     f"`{r['slowest_cell']}` | {r['load_before']:.2f} |")
+                     f"`{r['slowest_cell']}` | {r['load_before']:.2f} | {size} |")
     total = sum(r["seconds"] for r in results["rows"])
     lines += ["", f"All {len(results['rows'])} in {minutes(total)}."]
     return "\n".join(lines)

@@ -307,32 +307,3 @@ def register(sub) -> None:
     p.add_argument("--progress", action="store_true", help="show papermill's cell progress bar")
     p.add_argument("--log-output", action="store_true", help="echo the cells' output while they run")
     p.set_defaults(func=_cmd_run)
-
-
-def check_answer(name: str, compute, expected, atol: float = 1e-5) -> bool:
-    """For workshop exercises: run `compute()` (a zero-argument function using the learner's code) and
-    compare with `expected` (numbers, arrays, tensors, strings). Prints a verdict; an unfinished exercise
-    (NotImplementedError, or an answer left at None) prints a reminder and returns False; a wrong answer raises AssertionError saying
-    what was expected."""
-    import numpy as np
-    try:
-        got = compute()
-    except NotImplementedError:
-        got = None
-    if got is None:
-        print(f"[{name}] not done yet: fill in the exercise cell above, then run this check again")
-        return False
-
-    def arr(x):
-        return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-
-    if isinstance(expected, str) or isinstance(got, str):
-        ok = got == expected
-    else:
-        g, e = arr(got), arr(expected)
-        ok = g.shape == e.shape and (np.array_equal(g, e) if g.dtype == bool or e.dtype == bool
-                                     else np.allclose(g.astype(float), e.astype(float), atol=atol, equal_nan=True))
-    if not ok:
-        raise AssertionError(f"[{name}] not yet right: expected {expected!r}, got {got!r}")
-    print(f"[{name}] correct")
-    return True

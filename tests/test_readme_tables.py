@@ -77,10 +77,16 @@ def test_workshop_timings_table_and_the_slowest_cell(tmp_path):
     results = {"command": "python scripts/workshop_timings.py --run --threads 2", "date": "2026-12-02 18:00 UTC",
                "threads": 2, "machine": {"cpu_count": 2},
                "rows": [{"notebook": "01-a", "seconds": 20.04, "slowest_cell": "x = 1", "slowest_cell_seconds": 3.0,
-                         "load_before": 0.1},
+                         "load_before": 0.1, "saved_bytes": 365_998},
                         {"notebook": "02-b", "seconds": 250.0, "slowest_cell": "result = smkit.train(steps=10)",
                          "slowest_cell_seconds": 200.0, "load_before": 0.5}]}
     lines = workshop_timings.table(results).splitlines()
-    assert lines[4:] == ["| `01-a` | 20 s | 3 s: `x = 1` | 0.10 |",
-                         "| `02-b` | 4.2 min | 3.3 min: `result = smkit.train(steps=10)` | 0.50 |", "",
+    assert lines[4:] == ["| `01-a` | 20 s | 3 s: `x = 1` | 0.10 | 0.37 MB |",
+                         "| `02-b` | 4.2 min | 3.3 min: `result = smkit.train(steps=10)` | 0.50 | not measured |", "",
                          "All 2 in 4.5 min."]
+
+
+def test_every_measured_workshop_notebook_saves_under_a_megabyte():
+    rows = (workshop_timings.load() or {}).get("rows", [])
+    heavy = [(r["notebook"], r["saved_bytes"]) for r in rows if r.get("saved_bytes", 0) >= 1_000_000]
+    assert not heavy, f"executed workshop notebooks of 1 MB or more: {heavy}"

@@ -17,12 +17,15 @@
 # # Workshop 2: train a tiny MDLM on your laptop
 #
 # **What you will learn**
-# - what one training update of a masked diffusion model does, and what to watch while it trains;
+# - what one training update of a masked diffusion language model (MDLM; Sahoo et al., 2024) does, and what to
+#   watch while it trains;
 # - how far a small character-level model gets in a few minutes on a laptop CPU: samples before and after;
 # - how to tell a real improvement from noise: compare with a baseline and count standard errors.
 #
 # Needs `pip install "smkit[notebooks]"`. The defaults train for a few minutes on a 2-core laptop (the notebook
-# prints the time it took); the training cell is the only slow one.
+# prints the time it took); the training cell is the only slow one. Here a **token is one character**: the
+# vocabulary is the set of characters of the training text, plus `[MASK]`; masking hides single characters.
+# Lines that start with `verdict:` are computed from the numbers measured above them, with their uncertainty.
 
 # %% tags=["parameters"]
 from typing import Optional
@@ -44,7 +47,7 @@ out_dir: Optional[str] = None  # checkpoints go here; None: the `smkit run` fold
 
 # %%
 # Check the parameters before any compute: a bad value stops here with a message naming it.
-from smkit.notebooks import check_answer, check_parameter, output_dir
+from smkit.notebooks import check_parameter, output_dir
 
 check_parameter(isinstance(corpus, str) and corpus != "", "corpus", corpus, "a built-in corpus name or a local path")
 check_parameter(isinstance(steps, int) and steps >= 2, "steps", steps, "must be an integer >= 2")
@@ -80,12 +83,9 @@ out = output_dir(out_dir, "runs/workshop2")
 #
 # Settings chosen to produce words fast on a CPU: characters (small vocabulary, no tokenizer to learn), a small
 # model (2 layers, width 128), short blocks (64 characters) and a high learning rate with a cosine decay.
-# We train *binary* MDLM here. Training with soft-masking (`soft_mask=True`, notebook 03) costs two forward
-# passes per update, and with the paper's gate initialisation (w_s = 0.0067, w_b = -0.75) the gate does not open
-# in a few hundred updates at this scale: Adam moves each raw scalar by about 0.01 per update, and lambda, with
-# its gradient, is ~0 until the model's predictions fall below ~1.5 nats of entropy. The shipped text SM models
-# (`python-sm`, `shakespeare-sm`) therefore continue a trained binary model with a gate that starts more open;
-# `sudoku-sm` (notebook 05) was trained from scratch and could open its gate because its predictions are sure.
+# We train the plain MDLM of notebook 01, where every input position is either a token or `[MASK]` (smkit calls
+# it *binary*, `soft_mask=False`). Notebook 03 introduces a variant that feeds the model's own guesses back in
+# place of some masks; it costs two forward passes per update and is not used here.
 
 # %%
 import math
@@ -94,6 +94,8 @@ import time
 import torch
 
 import smkit
+from smkit import tasks
+from smkit.evaluation.evidence import paired_share_difference, share_difference
 from smkit.io.data import load_corpus, pack_blocks, split_documents, train_tokenizer
 
 settings = dict(corpus=corpus, tokenizer="char", seq_len=seq_len, hidden_size=hidden_size, num_layers=num_layers,
@@ -118,14 +120,15 @@ templates = torch.where(blanks, torch.full_like(originals, len(tok) - 1), origin
 
 
 def fill_in(model):
-    """The held-out blocks with their blanks filled by `model` (one blank per step), and the share restored."""
-    texts, right = [], 0
+    """The held-out blocks with their blanks filled by `model` (one blank per step), and per blank (in a fixed
+    order) whether it got its original character back."""
+    texts, right = [], []
     for template, original, blank in zip(templates, originals, blanks):
         g = smkit.generate(model, infill=template, length=seq_len, steps=int(blank.sum()), strategy="confidence",
                            soft_mask=False, seed=seed, trace=False, temperature=temperature)
         texts.append(g.texts[0])
-        right += int((g.tokens[0] == original)[blank].sum())
-    return texts, right / int(blanks.sum())
+        right += (g.tokens[0] == original)[blank].tolist()
+    return texts, right
 
 
 def show(title, texts):
@@ -139,13 +142,18 @@ import re
 corpus_words = set(re.findall(r"[a-z]+", "\n".join(d.text for d in train_docs).lower()))
 
 
-def free_samples(model, n_words=16):
-    """Three free samples to read, and the share of the words (3 letters or more) in `n_words` samples (one seed)
-    that are words of the training text: a number for "recognisable". Each sample's first and last word are left
-    out (a block of characters cuts words at its ends, and the model learned from such blocks)."""
-    texts = smkit.generate(model, **{**decode, "num_samples": n_words}).texts
+def free_samples(model, n_samples=16):
+    """Three free samples to read, and how many of the words (3 letters or more) in `n_samples` samples (one
+    seed) are words of the training text, of how many: a number for "recognisable". Each sample's first and last
+    word are left out (a block of characters cuts words at its ends, and the model learned from such blocks)."""
+    texts = smkit.generate(model, **{**decode, "num_samples": n_samples}).texts
     words = [w for t in texts for w in re.findall(r"[a-z]+", t.lower())[1:-1] if len(w) >= 3]
-    return texts[:3], sum(w in corpus_words for w in words) / max(1, len(words)), len(words)
+    return texts[:3], sum(w in corpus_words for w in words), len(words)
+
+
+def share(k, n):
+    low, high = tasks.wilson_interval(k, n) if n else (0.0, 1.0)
+    return f"{k}/{n} = {k / max(n, 1):.0%} [{low:.0%}, {high:.0%}]"
 
 
 torch.manual_seed(seed)
@@ -155,15 +163,16 @@ print(f"{V} characters; uniform guess ln V = {math.log(V):.3f} nats/char; "
       f"{sum(p.numel() for p in untrained.parameters()) / 1e6:.2f}M parameters; {len(val)} held-out blocks")
 print(f"untrained: validation bound {untrained.validation_bound(val, seed=seed):.3f} nats/char\n")
 show("held-out blocks with blanks (_):", [tok.decode(t.tolist()).replace(tok.mask_token, "_") for t in templates])
-before_texts, before_restored = fill_in(untrained)
-show(f"\nBEFORE training, blanks filled ({before_restored:.1%} of them restored exactly):", before_texts)
-before_samples, before_words, n_words = free_samples(untrained)
-show(f"\nBEFORE training, free samples ({before_words:.0%} of the {n_words} words of 3+ letters in 16 samples are "
-     f"words of the training text):", before_samples)
+before_texts, before_right = fill_in(untrained)
+show(f"\nBEFORE training, blanks filled (restored exactly: {share(sum(before_right), len(before_right))}, "
+     f"Wilson 95% interval):", before_texts)
+before_samples, before_known, before_words = free_samples(untrained)
+show(f"\nBEFORE training, free samples (words of 3+ letters in 16 samples that are words of the training text: "
+     f"{share(before_known, before_words)}):", before_samples)
 
 # %% [markdown]
 # ## 2. Train
-# The progress bar shows the loss (noisy: one random t per block) and is redrawn a few dozen times at most.
+# The progress bar shows the loss (noisy: one random t per block) and is redrawn a few times only.
 
 # %%
 start = time.perf_counter()
@@ -175,16 +184,18 @@ print(f"{steps} updates in {minutes:.1f} min ({history.tokens_per_s.median():.0f
       f"final validation bound {history.val_bound.dropna().iloc[-1]:.3f} nats/char")
 
 # %% [markdown]
-# ## 3. What you should see
-# The loss falls fast from about ln V, then slower; the validation bound (markers) follows it. Two tests of the
-# trained model, the same as before training:
-# - **fill in the blanks** of held-out text: with three quarters of the characters around them, the model
-#   restores many blanks exactly and the text reads as English again. The share restored is measured on the same
-#   blanks before and after training: a large gap;
-# - **free samples** from all masks, one character per step: much harder. Expect real short words, the shape of a
-#   play (names in capitals, line breaks, punctuation) and many made-up words: the model sees 64 characters and
+# ## 3. What to look for
+# The loss should fall fast from about ln V, then slower, and the validation bound (markers) follow it; section 4
+# measures, block by block, how far the bound fell. Two tests of the trained model, the same as before training:
+# - **fill in the blanks** of held-out text, with the rest of the characters around them. The share of blanks
+#   restored exactly is measured on the same blanks before and after training, so the two compare blank by blank;
+# - **free samples** from all masks, one character per step: much harder. Look for real short words, the shape
+#   of a play (names in capitals, line breaks, punctuation) and made-up words: the model sees 64 characters and
 #   trained for minutes. A lower `temperature` gives more real words and less variety. The share of sample words
 #   (3 letters or more) found in the training text puts a number on "recognisable", before and after.
+#
+# The `verdict:` lines say whether each change is larger than its noise; the filmstrip after them shows one
+# free sample being decoded, a character per step, at nine moments of its decode.
 
 # %%
 import plotly.graph_objects as go
@@ -198,12 +209,27 @@ fig.add_trace(go.Scatter(x=v.step, y=v.val_bound, name="validation bound", mode=
 fig.add_hline(y=math.log(V), line_dash="dot", annotation_text="uniform guess, ln V")
 fig.update_layout(xaxis_title="update", yaxis_title="nats per character", height=340)
 fig.show()
-after_texts, after_restored = fill_in(m)
-show(f"AFTER training, blanks filled ({after_restored:.1%} restored exactly; before: {before_restored:.1%}):",
-     after_texts)
-after_samples, after_words, n_words = free_samples(m)
-show(f"\nAFTER training, free samples, same seed ({after_words:.0%} of the {n_words} words of 3+ letters in 16 "
-     f"samples are words of the training text; before: {before_words:.0%}):", after_samples)
+after_texts, after_right = fill_in(m)
+show(f"AFTER training, blanks filled (restored exactly: {share(sum(after_right), len(after_right))}; before: "
+     f"{share(sum(before_right), len(before_right))}):", after_texts)
+after_samples, after_known, after_words = free_samples(m)
+show(f"\nAFTER training, free samples, same seed (words of the training text: {share(after_known, after_words)}; "
+     f"before: {share(before_known, before_words)}):", after_samples)
+print("\nverdict: " + paired_share_difference(after_right, before_right, "trained", "untrained",
+                                              larger="restores more blanks than", smaller="restores fewer blanks than",
+                                              items="blanks", done="restored").text)
+if after_words and before_words:
+    print("verdict: " + share_difference(after_known, after_words, before_known, before_words, "trained", "untrained",
+                                        larger="writes more real words than", smaller="writes fewer real words than").text)
+else:
+    print("verdict: no words of 3+ letters to count " + ("after" if not after_words else "before") + " training")
+
+# %%
+from smkit.core.filmstrip import filmstrip
+
+one = smkit.generate(m, **{**decode, "num_samples": 1, "trace": True})
+print(f"one free sample of the trained model, {one.steps} steps (\u00b7 = a masked character):")
+print(filmstrip(one.trace))
 
 # %% [markdown]
 # ## 4. Did it learn more than letter frequencies?
@@ -228,11 +254,27 @@ def unigram_entropy(ids):
 
 
 # %%
+from smkit.exercises import Case, Hint, check
+
+
 def check_unigram_entropy(fn):
-    """Frequencies 1/2, 1/4, 1/8, 1/8 over ids with gaps: bits instead of nats, or ln of the number of distinct
-    ids, fails."""
-    ids = torch.tensor([[7, 7, 7, 7, 2, 2, 9, 30]])
-    return check_answer("unigram entropy (nats)", lambda: fn(ids), 1.75 * math.log(2))
+    """Frequencies 1/2, 1/4, 1/8, 1/8 over ids with gaps, a single repeated id, and a uniform batch: bits instead
+    of nats, or ln of the number of distinct ids, fails with a hint."""
+    def freqs(ids):
+        f = torch.bincount(ids.flatten()).double()
+        return f[f > 0] / f.sum()
+
+    return check("unigram entropy (nats)", fn,
+                 [Case("ids 7,7,7,7,2,2,9,30 (frequencies 1/2, 1/4, 1/8, 1/8)", (torch.tensor([[7, 7, 7, 7, 2, 2, 9, 30]]),),
+                       1.75 * math.log(2)),
+                  Case("one id repeated", (torch.full((2, 5), 3),), 0.0),
+                  Case("ids 0..3 once each", (torch.arange(4),), math.log(4))],
+                 hints=[Hint("that is in bits (log base 2): use the natural log, as every loss in smkit does",
+                             lambda ids: float(-(freqs(ids) * freqs(ids).log2()).sum())),
+                        Hint("ln(number of distinct ids) is the entropy of a uniform guess over them; weight each "
+                             "id by its frequency", lambda ids: math.log(len(freqs(ids)))),
+                        Hint("ln(largest id + 1) assumes every id up to the largest occurs equally often; count "
+                             "frequencies", lambda ids: math.log(int(ids.max()) + 1))])
 
 
 check_unigram_entropy(unigram_entropy);
@@ -262,32 +304,66 @@ def gap_in_standard_errors(per_block, reference):
 
 # %%
 def check_gap(fn):
-    """Known values: dividing by the standard deviation (not the standard error), by the variance, or the sign
-    reversed fails."""
+    """Known values: dividing by the standard deviation (not the standard error), by the variance, with the
+    population standard deviation (n instead of n - 1), or the sign reversed fails, each with its hint."""
     x = torch.tensor([2.0, 2.5, 3.0, 2.5, 2.0, 3.0, 2.5, 2.5, 2.0, 3.0], dtype=torch.float64)
-    expected = (3.2 - 2.5) / (float(x.std()) / math.sqrt(10))
-    return check_answer("gap in standard errors", lambda: fn(x, 3.2), expected, atol=1e-6)
+    y = torch.tensor([1.0, 1.5, 0.5, 2.0], dtype=torch.float64)
+    gap = lambda v, ref, sd, scale=1.0: (ref - float(v.mean())) / (sd * scale)  # noqa: E731
+    return check("gap in standard errors", fn,
+                 [Case("10 values, mean 2.5, reference 3.2", (x, 3.2), gap(x, 3.2, float(x.std()) / math.sqrt(10))),
+                  Case("4 values, mean 1.25, reference 1.0 (below)", (y, 1.0), gap(y, 1.0, float(y.std()) / 2))],
+                 atol=1e-6,
+                 hints=[Hint("you divided by the population standard deviation (n in the denominator): the sample "
+                             "standard deviation divides by n - 1 (torch's default, x.std())",
+                             lambda v, ref: gap(v, ref, float(v.std(unbiased=False)) / math.sqrt(len(v)))),
+                        Hint("that is the gap in standard DEVIATIONS: divide the deviation by sqrt(n) to get the "
+                             "standard error of the mean", lambda v, ref: gap(v, ref, float(v.std()))),
+                        Hint("the sign: (reference - mean), positive when the mean lies below the reference",
+                             lambda v, ref: -gap(v, ref, float(v.std()) / math.sqrt(len(v)))),
+                        Hint("that divides by the variance; the standard error is sqrt(variance / n)",
+                             lambda v, ref: gap(v, ref, float(v.var())))])
 
 
 check_gap(gap_in_standard_errors);
 
 # %% [markdown]
-# **What you should see:** a bound below the unigram entropy by many standard errors: the model learned to
-# use context. (If you trained for only a few updates, the gap can be negative: the bound is then above H_1.)
+# **What you should see:** if the model learned to use context, its bound lies below the unigram entropy by many
+# standard errors. (After only a few updates the bound can still be above H_1.) The `verdict:` line is computed
+# by smkit (`Estimate`); your two functions are used beside it once you have written them.
 
 # %%
-g = torch.Generator().manual_seed(seed)
-per_block = torch.zeros(len(val), dtype=torch.float64)
-with torch.no_grad():
-    for _ in range(4):
-        x_t, masked, weight = m.noise(val, generator=g)
-        nll = -m(x_t).gather(-1, val.unsqueeze(-1)).squeeze(-1)
-        per_block += ((weight[:, None] * nll * masked).sum(-1) / val.shape[1]).double() / 4
-H1 = unigram_entropy(val)
-se = float(per_block.std()) / math.sqrt(len(per_block))
+from smkit.evaluation.evidence import Estimate, paired_difference
+from smkit.exercises import attempt
+
+def per_block_bound(model):
+    """Each held-out block's bound (nats/char), 4 noise draws; the same draws for every model (same seed)."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.zeros(len(val), dtype=torch.float64)
+    with torch.no_grad():
+        for _ in range(4):
+            x_t, masked, weight = model.noise(val, generator=g)
+            nll = -model(x_t).gather(-1, val.unsqueeze(-1)).squeeze(-1)
+            out += ((weight[:, None] * nll * masked).sum(-1) / val.shape[1]).double() / 4
+    return out
+
+
+per_block = per_block_bound(m)
+print("verdict: " + paired_difference(per_block, per_block_bound(untrained), "the trained model's bound",
+                                      "the untrained one's", "nats/char").text)
+counts = torch.bincount(val.flatten()).double()
+freq = counts[counts > 0] / counts.sum()
+H1 = float(-(freq * freq.log()).sum())
+bound = Estimate.of(per_block)
 print(f"unigram entropy of the held-out blocks: {H1:.3f} nats/char (uniform: {math.log(V):.3f})")
-print(f"model's bound: {float(per_block.mean()):.3f} +- {se:.3f} (standard error, {len(per_block)} blocks)")
-print(f"gap: {H1 - float(per_block.mean()):.3f} nats/char = {gap_in_standard_errors(per_block, H1):.1f} standard errors")
+print(f"model's bound: {bound} (standard error, {len(per_block)} blocks)")
+z = (H1 - bound.value) / bound.se
+print(f"verdict: the bound lies {'below' if z > 0 else 'above'} the unigram entropy by {abs(H1 - bound.value):.3f} "
+      f"nats/char = {abs(z):.1f} standard errors: "
+      + ("the model uses context" if z > 2 else "no evidence yet that it uses context" if z > -2 else
+         "it does worse than letter frequencies (train longer)"))
+yours_h1, yours_gap = attempt(unigram_entropy, val), attempt(gap_in_standard_errors, per_block, H1)
+print("your unigram_entropy: " + ("not done yet" if yours_h1 is None else f"{yours_h1:.3f}")
+      + "; your gap_in_standard_errors: " + ("not done yet" if yours_gap is None else f"{yours_gap:.1f}"))
 
 # %% [markdown]
 # ## Try next

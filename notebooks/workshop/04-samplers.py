@@ -177,8 +177,9 @@ for strategy in strategies:
 # masked after each step (every rule ends at 0; `ancestral`'s staircase has flat parts where it revealed
 # nothing). Right: the mean entropy over the positions the model predicted at that step (those still masked when
 # it began): what it was unsure of at that moment, over all open positions. That is another mean than `p1 at
-# reveal`, which looks only at the positions chosen. An adaptive rule leaves its least sure positions for the end,
-# so by the last steps its open positions are the hardest ones; a random order keeps a fair mix.
+# reveal`, which looks only at the positions chosen. An adaptive rule should leave its least sure positions for
+# the end, so that by the last steps its open positions are the hardest ones, while a random order keeps a fair
+# mix: the `verdict:` lines compare the entropy of the positions still open in the last quarter of the steps.
 
 # %%
 import plotly.io as pio
@@ -188,6 +189,23 @@ pio.renderers.default = "plotly_mimetype+notebook"
 shown = strategies[:4]
 views = [sample_view(gens[s].trace, 0, model=m) for s in shown]
 figures.progress_figure(views, list(shown), min(v.num_steps for v in views) - 1).show()
+
+
+def late_entropy(trace):
+    """Per sample: the mean entropy of the positions still open in the last quarter of the steps."""
+    S = len(trace)
+    late = slice(S - max(1, S // 4), S)
+    H, open_ = trace.entropy[late], trace.masked_before[late] & ~trace.fixed[late]
+    return (H * open_).sum((0, 2)).double() / open_.sum((0, 2)).clamp(min=1)
+
+
+if "random" in gens and num_samples >= 2:
+    for s in ("confidence", "margin", "entropy"):
+        if s in gens:
+            print("verdict: " + paired_difference(late_entropy(gens[s].trace), late_entropy(gens["random"].trace),
+                                                  f"{s}: entropy of the positions open in the last quarter",
+                                                  "random order's", "nats",
+                                                  larger="is higher than", smaller="is lower than").text)
 
 # %% [markdown]
 # ## 3. Budgets

@@ -6,7 +6,7 @@ import math
 import os
 import sys
 
-REDRAWS = 25              # at most this many redraws per bar where every redraw is kept (a file, a saved notebook)
+REDRAWS = 8               # at most this many redraws per bar where every redraw is kept (a file, a saved notebook)
 UNSIZED_INTERVAL_S = 30   # a bar without a total redraws at most this often there
 
 
