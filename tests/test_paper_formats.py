@@ -310,3 +310,11 @@ def test_a_paper_checkpoint_is_a_base_for_continued_pretraining(tmp_path):
                               **{**shape, "cond_dim": 128}).validate())
     with pytest.raises(smkit.SmkitError, match="carries no tokenizer"):
         load_base(TrainConfig(init_from=str(CKPT), vocab_size=300, seq_len=64, **shape).validate())
+
+
+def test_text_without_a_tokenizer_names_the_argument():
+    model = load_paper_model(CKPT)
+    with pytest.raises(smkit.SmkitError, match=r"tokenizer=<a tokenizer object or a folder holding tokenizer.json>"):
+        smkit.generate(model, prompt="hello", length=16, steps=2)
+    g = smkit.generate(model, prompt=[5, 6], length=16, steps=2)
+    assert g.texts is None and g.tokens.shape == (1, 16) and g.tokens[0, :2].tolist() == [5, 6]

@@ -185,7 +185,9 @@ def _token_ids(value, name, model, allow_mask: bool) -> list[int]:
     vocab, mask_id = model.config.vocab_size, model.mask_id
     if isinstance(value, str):
         if model.tokenizer is None:
-            raise _bad(name, value, "a text needs model.tokenizer; this model has none, pass token ids")
+            raise _bad(name, value, "a text needs model.tokenizer; this model has none: pass token ids, or load "
+                       "the model with one (smkit.load_pretrained(path, tokenizer=<a tokenizer object or a folder "
+                       "holding tokenizer.json>), GPT-2's for the paper's models)")
         ids = model.tokenizer(value, add_special_tokens=False)["input_ids"]
     elif isinstance(value, torch.Tensor):
         ids = value.flatten().tolist()
