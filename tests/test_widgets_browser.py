@@ -450,7 +450,8 @@ def test_sudoku_board_in_jupyterlab(chromium, lab, tmp_path):
         # a still-masked cell: shaded by the trace's lambda; its tooltip and hover line name the top candidate
         lam, ids, probs = trace.lam[step, 0], trace.topk_ids[step, 0], trace.topk_probs[step, 0]
         masked = [p for p in after if tokens[p] == mask_id]
-        assert masked and all(abs(after[p]["shade"] - float(lam[p])) < 1e-6 for p in masked)
+        # the saved trace keeps lambda in float16 (relative error at most 2**-11, smkit/core/trace_codec.py)
+        assert masked and all(abs(after[p]["shade"] - float(lam[p])) <= 2 ** -11 * float(lam[p]) + 1e-7 for p in masked)
         p = masked[0]
         top = f"{tok.decode([int(ids[p, 0])])} {float(probs[p, 0]):.2f}"
         assert f"top-5: {top}" in after[p]["title"], after[p]["title"]
