@@ -54,6 +54,12 @@ def test_tracing_changes_nothing_and_the_trace_ends_on_the_output(model, traced)
     assert "_prepare_sampler" not in model.__dict__          # the model is left as it was
     assert trace.meta["blocks"] == [[4, 4 + C], [4 + C, 4 + 2 * C]] and trace.mask_id == 64
     assert "lam" not in trace.fields and trace.lam is None
+    maps = trace.sample_maps(1)
+    for s in range(len(trace)):
+        r = trace[s]
+        assert np.array_equal(maps["tokens"][s], r.tokens[1].numpy())
+        assert np.array_equal(maps["entropy"][s], r.entropy[1].numpy())
+        assert np.array_equal(maps["top1"][s], r.topk_probs[1, :, 0].numpy())
 
 
 def test_each_step_holds_the_block_draft_acceptance_and_statistics(traced):

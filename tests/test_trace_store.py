@@ -105,8 +105,10 @@ def test_open_reads_only_the_steps_asked(model, tmp_path):
     assert np.allclose(df["lam"], want["lam"], atol=2.5e-4) and df["revealed"].tolist() == want["revealed"].tolist()
 
 
-def test_sample_maps_match_the_steps(model):
-    g = smkit.generate(model, num_samples=3, length=40, steps=16, seed=5, k_trace=3)
+@pytest.mark.parametrize("kw", [dict(steps=16), dict(steps=40, strategy="remdm-loop", t_on=0.8, t_off=0.2, eta=0.1,
+                                                     prompt="the c")], ids=["confidence", "remdm-prompt"])
+def test_sample_maps_match_the_steps(model, kw):
+    g = smkit.generate(model, num_samples=3, length=40, seed=5, k_trace=3, **kw)
     maps = g.trace.sample_maps(2)
     for s in range(len(g.trace)):
         rec = g.trace[s]
@@ -114,8 +116,9 @@ def test_sample_maps_match_the_steps(model):
         assert np.array_equal(maps["lam"][s], rec.lam[2].numpy())
         assert np.array_equal(maps["entropy"][s], rec.entropy[2].numpy())
         assert np.array_equal(maps["top1"][s], rec.topk_probs[2, :, 0].numpy())
-        for name in ("masked_before", "revealed", "remasked"):
+        for name in ("masked_before", "revealed", "remasked", "fixed"):
             assert np.array_equal(maps[name][s], getattr(rec, name)[2].numpy()), name
+        assert maps["t"][s] == rec.t[2] and maps["nfe"][s] == rec.nfe
 
 
 def test_an_interrupted_decode_leaves_a_readable_trace(model, tmp_path):

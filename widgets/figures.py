@@ -69,12 +69,12 @@ def heat_data(view: SampleView, field: str) -> dict:
     column kept (a NaN cell where all of it is blank, so that cells keep their size). 1-D numeric arrays travel
     to the browser as binary; a 2-D z would travel as nested lists (about 10 s for L = S = 1024)."""
     m = heat_z(view, field)
-    ys, xs = np.nonzero(~np.isnan(m))
-    S, L = m.shape
-    cols, rows = np.setdiff1d(np.arange(L), xs), np.setdiff1d(np.arange(S), ys)
+    drawn = ~np.isnan(m)
+    ys, xs = np.nonzero(drawn)
+    cols, rows = np.flatnonzero(~drawn.any(0)), np.flatnonzero(~drawn.any(1))
     x = np.concatenate([xs, cols, np.zeros(len(rows), dtype=xs.dtype)]).astype(np.int32)
     y = np.concatenate([ys, np.zeros(len(cols), dtype=ys.dtype), rows]).astype(np.int32)
-    z = np.concatenate([m[ys, xs], np.full(len(cols) + len(rows), np.nan, dtype=np.float32)]).astype(np.float32)
+    z = np.concatenate([m[drawn], np.full(len(cols) + len(rows), np.nan, dtype=np.float32)]).astype(np.float32)
     return {"x": x, "y": y, "z": z}
 
 

@@ -70,11 +70,11 @@ Layout = Callable[[StepFields], list]  # StepFields -> list[Cell]
 def step_fields(view: SampleView, step: int) -> StepFields:
     """The fields of `view` after `step` that a layout sees."""
     ids, probs = view.topk_at(step)
-    return StepFields(text=view.texts(step), final_text=view.texts(view.num_steps - 1),
+    return StepFields(text=view.texts(step), final_text=view.final_text(),
                       labels=view.token_labels(step), states=view.states(step), colours=view.colours(step),
                       fixed=view.fixed[step].copy(), masked=view.masked_after(step), revealed=view.revealed[step].copy(),
                       lam=view.lam[step].copy(), entropy=view.entropy[step].copy(),
-                      topk_text=[[view.labels[int(i)] for i in row] for row in ids], topk_probs=probs.copy(),
+                      topk_text=view.label_array[ids].tolist(), topk_probs=probs.copy(),
                       tips=view.tips(step))
 
 

@@ -10,7 +10,7 @@ import anywidget
 import traitlets
 
 from .frame_js import FRAME_CSS, FRAME_JS
-from .layouts import step_fields, token_strip
+from .layouts import step_fields
 from .trace_view import STATE_COLOURS, STATES
 
 ESM = FRAME_JS + r"""
@@ -90,12 +90,9 @@ class TokenStrip(anywidget.AnyWidget):
 
     def show(self, view, step: int, title: str = "") -> None:
         """Show `view` (a SampleView) after `step`, laid out by `layouts.token_strip`, in one message."""
-        cells = token_strip(step_fields(view, step))
+        f = step_fields(view, step)   # the token strip places every position in order: its cells are the fields
         with self.hold_sync():
-            self.labels = [c.label for c in cells]
-            self.colours = [c.colour for c in cells]
-            self.states = [c.state for c in cells]
-            self.tips = [c.tip for c in cells]
+            self.labels, self.colours, self.states, self.tips = f.labels, f.colours, f.states, f.tips
             self.title = title
 
     def __repr__(self) -> str:

@@ -218,13 +218,28 @@ class SampleView:
         codes = self.state_codes(step)
         lab = self.labels
         ids, probs = self.topk_at(step)
-        lam, ent, tok = self.lam[step], self.entropy[step], self.tokens[step]
+        ids, probs, codes = ids.tolist(), probs.tolist(), codes.tolist()   # Python numbers format fastest
+        lam, ent, tok = self.lam[step].tolist(), self.entropy[step].tolist(), self.tokens[step].tolist()
         out = []
         for p in range(self.length):
-            cands = "  ".join(f"{lab[int(i)]} {float(q):.2f}" for i, q in zip(ids[p], probs[p]) if q > 0) or "-"
-            out.append(f"pos {p} | {STATES[codes[p]]} {lab[int(tok[p])]} | \u03bb={lam[p]:.3f} "
+            cands = "  ".join(f"{lab[i]} {q:.2f}" for i, q in zip(ids[p], probs[p]) if q > 0) or "-"
+            out.append(f"pos {p} | {STATES[codes[p]]} {lab[tok[p]]} | \u03bb={lam[p]:.3f} "
                        f"H={ent[p]:.2f} | top-{self.k_trace}: {cands}")
         return out
+
+    @property
+    def label_array(self) -> np.ndarray:
+        """The labels as a numpy object array (labels of many ids at once: `label_array[ids]`)."""
+        if getattr(self, "_label_array", None) is None or len(self._label_array) != len(self.labels):
+            self._label_array = np.asarray(self.labels, dtype=object)
+        return self._label_array
+
+    def final_text(self) -> list[str]:
+        """`texts` after the last step, kept (layouts place cells by it at every step)."""
+        key = self.num_steps
+        if getattr(self, "_final", (None,))[0] != key:
+            self._final = (key, self.texts(self.num_steps - 1))
+        return self._final[1]
 
     def texts(self, step: int) -> list[str]:
         """Raw text of every position after `step` ("[MASK]" where still masked); `texts(-1)`: the end."""

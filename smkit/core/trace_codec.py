@@ -288,41 +288,67 @@ class StepDecoder:
         """Sample b over steps 0 .. steps-1: tokens [S, L] int64, masked_before / revealed / remasked / stat /
         fixed [S, L] bool, lam / entropy [S, L] float32 (0 outside the stat rows), top1 [S, L] float32 (the
         top-1 probability; 1 outside the stat rows), t [S], nfe [S]. Reads each frame's events and this
-        sample's rows only."""
+        sample's rows only, then builds the maps in whole-array operations."""
         lay = self.layout
-        L, mask = lay.length, lay.mask_id
-        tokens = np.empty((steps, L), dtype=np.int64)
-        flags = {n: np.zeros((steps, L), dtype=bool) for n in (*FLAG_FIELDS, "stat")}
-        maps = {n: np.full((steps, L), 1.0 if n == "top1" else 0.0, dtype=np.float32)
-                for n in ("lam", "entropy", "top1")
-                if n in lay.fields or (n == "top1" and "topk_probs" in lay.fields and lay.k)}
+        B, L, mask = lay.samples, lay.length, lay.mask_id
+        lo, hi = b * L, (b + 1) * L
+        ev_step, ev_pos, ev_tok, spans, explicit = [], [], [], {n: [] for n in ("lam", "entropy", "top1")}, []
         t = np.zeros(steps, dtype=np.float32)
         nfe = np.zeros(steps, dtype=np.int64)
-        fixed = np.empty((steps, L), dtype=bool)
-        state = self.init[b].copy()
-        lo, hi = b * L, (b + 1) * L
         for s in range(steps):
             arrays, info = self.frame(s)
-            before = state.copy()
-            pos = np.asarray(arrays["ev_pos"], dtype=np.int64)
+            pos = np.asarray(arrays["ev_pos"])
             inside = (pos >= lo) & (pos < hi)
-            state[pos[inside] - lo] = np.asarray(arrays["ev_tok"])[inside]
-            tokens[s] = state
-            changed = state != before
-            mb, ma = before == mask, state == mask
-            implied = {"masked_before": mb, "revealed": changed & mb & ~ma, "remasked": changed & ~mb & ma}
-            for n in FLAG_FIELDS:
-                flags[n][s] = _unbits(arrays[n], (lay.samples, L))[b] if n in arrays else implied[n]
-            rows = (_unbits(arrays["stat"], (lay.samples, L))[b] if "stat" in arrays
-                    else flags["masked_before"][s] | ma)
-            flags["stat"][s] = rows
+            if inside.any():
+                ev_pos.append(pos[inside].astype(np.int64) - lo)
+                ev_tok.append(np.asarray(arrays["ev_tok"])[inside])
+                ev_step.append(np.full(int(inside.sum()), s, dtype=np.int64))
             counts = np.asarray(arrays["rows"], dtype=np.int64)
             start = int(counts[:b].sum())
             span = slice(start, start + int(counts[b]))
-            for n in maps:
-                src = arrays["topk_probs"][span, 0] if n == "top1" else arrays[n][span]
-                maps[n][s, rows] = src
-            fixed[s] = _unbits(arrays["fixed"], (lay.samples, L))[b] if "fixed" in arrays else self.fixed[b]
+            for n in ("lam", "entropy"):
+                if n in arrays:
+                    spans[n].append(arrays[n][span])
+            if "topk_probs" in arrays and lay.k:
+                spans["top1"].append(arrays["topk_probs"][span, 0])
+            if any(n in arrays for n in (*FLAG_FIELDS, "stat", "fixed")):
+                explicit.append(s)
             t[s] = arrays["t"][b]
             nfe[s] = info["nfe"]
-        return {"tokens": tokens, **flags, **maps, "fixed": fixed, "t": t, "nfe": nfe}
+        # tokens after each step: the last event at or before it, else the tokens before the first step
+        last = np.full((steps, L), -1, dtype=np.int64)
+        value = np.zeros((steps, L), dtype=np.int64)
+        if ev_step:
+            es, ep = np.concatenate(ev_step), np.concatenate(ev_pos)
+            last[es, ep] = es
+            value[es, ep] = np.concatenate(ev_tok)
+        last = np.maximum.accumulate(last, axis=0)
+        cols = np.arange(L)
+        tokens = np.where(last >= 0, value[np.maximum(last, 0), cols], self.init[b][None, :])
+        before = np.concatenate([self.init[b][None, :], tokens[:-1]])
+        changed = tokens != before
+        mb, ma = before == mask, tokens == mask
+        flags = {"masked_before": mb, "revealed": changed & mb & ~ma, "remasked": changed & ~mb & ma}
+        fixed = np.broadcast_to(self.fixed[b], (steps, L)).copy()
+        for s in explicit:        # frames that state a field outright (a rewritten record, the HF trace's rows)
+            arrays, _ = self.frame(s)
+            for n in FLAG_FIELDS:
+                if n in arrays:
+                    flags[n][s] = _unbits(arrays[n], (B, L))[b]
+            if "fixed" in arrays:
+                fixed[s] = _unbits(arrays["fixed"], (B, L))[b]
+        stat = flags["masked_before"] | ma
+        for s in explicit:
+            arrays, _ = self.frame(s)
+            if "stat" in arrays:
+                stat[s] = _unbits(arrays["stat"], (B, L))[b]
+        where = np.nonzero(stat)               # row-major: each step's rows in position order, as stored
+        maps = {}
+        for n, parts in spans.items():
+            if n == "top1" and not (lay.k and "topk_probs" in lay.fields) or n != "top1" and n not in lay.fields:
+                continue
+            m = np.full((steps, L), 1.0 if n == "top1" else 0.0, dtype=np.float32)
+            if parts:
+                m[where] = np.concatenate(parts)
+            maps[n] = m
+        return {"tokens": tokens, **flags, "stat": stat, **maps, "fixed": fixed, "t": t, "nfe": nfe}
