@@ -157,11 +157,11 @@ def test_all_notebooks_run_under_nbval(tiny_checkpoint, tiny_sudoku_checkpoint, 
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     assert " passed" in r.stdout and "failed" not in r.stdout
     out = tmp_path / "outputs"
-    for name in ("decode.trace.safetensors", "decode_texts.jsonl", "decode_trace.csv", "decode_heatmaps.html",
+    for name in ("decode.trace", "decode_texts.jsonl", "decode_trace.csv", "decode_heatmaps.html",
                  "decode_reveal_order.html", "decode_explorer.html", "plotly.min.js"):
         assert (out / "decode" / name).is_file(), name
     import smkit
-    trace = smkit.Trace.load(out / "decode" / "decode.trace.safetensors")
+    trace = smkit.Trace.open(out / "decode" / "decode.trace")
     assert (trace.num_samples, trace.length) == (2, 24) and len(trace) in (4, 5)  # 4 steps (+ noise removal)
     assert not trace[len(trace) - 1].masked.any()  # the decode ended with every position filled
     for name in ("model/model.safetensors", "metrics.csv", "train_loss.html", "train_sm_scalars.html"):
