@@ -2,7 +2,10 @@
 samples x steps x length x k_trace, and per (sample, step, position). The trace lives on the CPU whatever the
 device; on CUDA the peak GPU memory of a traced and of an untraced decode are reported too
 (torch.cuda.max_memory_allocated), so the trace's cost on the GPU shows as their difference.
-Expected per (sample, step, position): about 8 k + 19 bytes (smkit/trace.py docstring).
+A trace keeps statistics only at the positions masked before or after a step (format 2, smkit/core/trace.py):
+expected per (sample, step, position), about the share of such positions times 8 + k (b + 4) bytes in memory
+(float32 lambda and entropy, k ids of b bytes, k float32 probabilities), plus a few bytes of events per step.
+The dense trace of format 1 took 8 k + 19 bytes at every (sample, step, position).
 Usage: python benchmarks/bench_trace_memory.py [--device cpu|cuda|all] [--samples 4] [--length 128]
                                                [--steps 32] [--k-trace 5] [--threads N] [--bf16] [--quick]
                                                [--json PATH]
@@ -52,16 +55,20 @@ def measure(device: str, args) -> list[Row]:
     S, B, L, k = len(tr), tr.num_samples, tr.length, args.k_trace
     total = tr.nbytes()
     per = total / (S * B * L)
+    kept = sum(int(tr._store.frame(s)[0]["rows"].sum()) for s in range(S))
+    b = tr.layout.ids.itemsize
+    expect = kept / (S * B * L) * (8 + k * (b + 4))
     cmd = command(SCRIPT, device, {k_: getattr(args, k_) for k_ in FULL}, args)
     dev = device_label(device, args.bf16)
     shape = f"{B} samples x {S} steps x {L} positions x k {k}"
     print(f"[{dev}] shipped model, SM decode, {args.steps} steps asked, {S} recorded")
     print(f"  trace: {total} bytes ({total / 2**20:.2f} MiB) for {shape}; {per:.1f} bytes per step-position "
-          f"(8 k + 19 = {8 * k + 19})")
+          f"({kept / (S * B * L):.2f} of them kept x (8 + k ({b} + 4)) = {expect:.1f}; dense, format 1: {8 * k + 19})")
     rows = [Row("trace_bytes", f"trace memory, {shape}", float(total), "bytes", dev, cmd, "",
                 {"samples": B, "steps": S, "length": L, "k_trace": k}),
             Row("trace_bytes_per_step_position", f"trace memory per (sample, step, position), k {k}", per,
-                "bytes", dev, cmd, f"~ {8 * k + 19} (8 k + 19, trace.py)")]
+                "bytes", dev, cmd, f"~ {expect:.1f} (kept share x (8 + k (b + 4)), trace.py)",
+                {"kept_share": kept / (S * B * L), "id_bytes": b, "dense_format_1": 8 * k + 19})]
     if cuda:
         _, peak_plain = decode(False)
         print(f"  peak GPU memory: traced decode {peak_traced} bytes, untraced {peak_plain} bytes")
