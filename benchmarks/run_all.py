@@ -18,11 +18,14 @@ from common import DEVICE_CHOICES, ROOT, devices, invocation, machine, markdown_
 import bench_precision
 import bench_sampling
 import bench_trace_memory
+import bench_trace_scale
 import bench_train_step
 import bench_widgets
 
-# (module, runs per device); bench_widgets times kernel-side CPU work, so it runs once, on the CPU
-BENCHMARKS = [(bench_train_step, True), (bench_sampling, True), (bench_trace_memory, True), (bench_widgets, False),
+# (module, runs per device); bench_widgets and bench_trace_scale time kernel-side CPU work and CPU memory, so they
+# run once, on the CPU
+BENCHMARKS = [(bench_train_step, True), (bench_sampling, True), (bench_trace_memory, True), (bench_trace_scale, False),
+              (bench_widgets, False),
               (bench_precision, False)]
 
 

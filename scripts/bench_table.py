@@ -3,7 +3,9 @@ the runs/bench/bench.json that `make bench` writes), between the README's `<!-- 
 Usage:
     python scripts/bench_table.py --from runs/bench/bench.json   # commit a run's results, then refresh README
     python scripts/bench_table.py                                # refresh README from the committed results
-    python scripts/bench_table.py --print                        # print the block only"""
+    python scripts/bench_table.py --print                        # print the block only
+    python scripts/bench_table.py --merge runs/bench-trace/rows.json   # one benchmark's rows replace (or join)
+                                                                       # those of the same name and device"""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +36,18 @@ def misses_target(value: float, target: str) -> bool:
     return bool(m) and not COMPARE[m.group(1)](float(value), float(m.group(2)))
 
 
+def merge(results: dict, run: dict, date: str) -> dict:
+    """`results` with the rows of `run` (one benchmark's --json) in place of those of the same name and device,
+    new ones at the end; the run's command and date are listed under "merged" (the table names them)."""
+    if "--quick" in run["command"].split():
+        raise SystemExit("these rows come from a --quick run: a smoke run, not a measurement")
+    new = {(r["name"], r["device"]): r for r in run["rows"]}
+    rows = [new.pop((r["name"], r["device"]), r) for r in results["rows"]] + list(new.values())
+    merged = [m for m in results.get("merged", []) if not set(m["rows"]) <= {r["name"] for r in run["rows"]}]
+    merged.append({"command": run["command"], "date": date, "rows": [r["name"] for r in run["rows"]]})
+    return {**results, "rows": rows, "merged": merged}
+
+
 def table(results: dict | None) -> str:
     """The README block: what was run where, one line per figure, and the figures that miss their target."""
     if results is None:
@@ -45,6 +59,8 @@ def table(results: dict | None) -> str:
     lines = [f"Measured by `{results['command']}` on {results['date']} ({machine}); each figure's own command "
              f"is in {RESULTS.relative_to(ROOT)}.", "",
              "| figure | device | measured | target |", "|---|---|---|---|"]
+    for m in results.get("merged", []):
+        lines.insert(1, f"Rows {', '.join(m['rows'])}: measured by `{m['command']}` on {m['date']}.")
     for r in results["rows"]:
         unit = "" if r["unit"] == "ratio" else f" {r['unit']}"
         lines.append(f"| {r['figure']} | {r['device']} | {format_value(r['value'])}{unit} | {r['target'] or '-'} |")
@@ -62,8 +78,15 @@ def table(results: dict | None) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--from", dest="source", default=None, help="a run's bench.json to commit as the results")
+    ap.add_argument("--merge", default=None, help="one benchmark's rows (its --json) to put into the results")
     ap.add_argument("--print", action="store_true", help="print the block instead of writing README.md")
     args = ap.parse_args(argv)
+    if args.merge is not None:
+        import datetime
+        run = json.loads(Path(args.merge).read_text())
+        when = datetime.datetime.fromtimestamp(Path(args.merge).stat().st_mtime, datetime.timezone.utc)
+        merged = merge(load(), run, when.strftime("%Y-%m-%d %H:%M UTC"))
+        RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
     if args.source is not None:
         table(json.loads(Path(args.source).read_text()))  # refuses a --quick run before it is copied
         shutil.copyfile(args.source, RESULTS)

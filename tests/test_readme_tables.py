@@ -56,6 +56,23 @@ def test_bench_table_lists_every_figure_and_the_misses():
                          "No CUDA rows: the run had no GPU."]
 
 
+def test_one_benchmark_merges_into_the_results_and_is_named():
+    run = {"command": "python benchmarks/bench_trace_scale.py --threads 1", "machine": {},
+           "rows": [{"name": "widget_step_ms", "figure": "widget slider, one step", "value": 2.0, "unit": "ms",
+                     "device": "cpu", "target": "< 100"},
+                    {"name": "trace_scale_file_mb", "figure": "trace file", "value": 34.7, "unit": "MB", "device": "cpu",
+                     "target": "<= 40"}]}
+    merged = bench_table.merge(RESULTS, run, "2026-12-03 11:00 UTC")
+    assert [r["name"] for r in merged["rows"]] == [r["name"] for r in RESULTS["rows"]] + ["trace_scale_file_mb"]
+    assert merged["rows"][2]["value"] == 2.0 and RESULTS["rows"][2]["value"] == 3.6      # replaced in place
+    lines = bench_table.table(merged).splitlines()
+    assert lines[1] == ("Rows widget_step_ms, trace_scale_file_mb: measured by `python benchmarks/bench_trace_scale.py "
+                        "--threads 1` on 2026-12-03 11:00 UTC.")
+    assert "| trace file | cpu | 34.7 MB | <= 40 |" in lines
+    with pytest.raises(SystemExit, match="--quick"):
+        bench_table.merge(RESULTS, dict(run, command=run["command"] + " --quick"), "now")
+
+
 def test_bench_table_refuses_a_quick_run():
     with pytest.raises(SystemExit, match="--quick"):
         bench_table.table(dict(RESULTS, command="python benchmarks/run_all.py --quick"))
