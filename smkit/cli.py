@@ -133,6 +133,7 @@ def _cmd_sample(args) -> int:
 
     from .io.formats import load_pretrained
     from .sampling.loop import SamplingConfig, generate
+    from .sampling.trace_sink import TraceFile
 
     opts = {k: v for k, v in vars(args).items()
             if k not in ("func", "command", "model", "out", "trace_file", "ema", "tokenizer")}
@@ -146,16 +147,16 @@ def _cmd_sample(args) -> int:
     if opts.get("infill") is not None and "length" not in opts:
         opts["length"] = _infill_length(model, opts.get("prompt"), opts["infill"])
     cfg = SamplingConfig(**opts)
+    # the trace is written while decoding (memory: one step); like the texts, it replaces an earlier run's file
+    trace = False if trace_file is None else TraceFile(trace_file, overwrite=True)
     g = generate(model, **{k: v for k, v in vars(cfg).items() if k not in ("device",)},
-                 device=cfg.device, trace=trace_file is not None, progress=True)
+                 device=cfg.device, trace=trace, progress=True)
     out = Path(args.out)
     completions = g.completions or [None] * len(g.tokens)
     with out.open("w", encoding="utf-8") as f:
         for i, row in enumerate(g.tokens.tolist()):
             f.write(json.dumps({"sample": cfg.first_sample + i, "text": g.texts[i] if g.texts else None,
                                 "completion": completions[i], "tokens": row, "nfe": g.nfe}) + "\n")
-    if trace_file is not None:
-        g.trace.save(trace_file)
     print(f"{len(g.tokens)} samples, {g.nfe} forward passes, {g.wall_time:.2f}s; texts in {out}"
           + (f", trace in {trace_file}" if trace_file else ""))
     return 0
