@@ -318,3 +318,19 @@ def test_text_without_a_tokenizer_names_the_argument():
         smkit.generate(model, prompt="hello", length=16, steps=2)
     g = smkit.generate(model, prompt=[5, 6], length=16, steps=2)
     assert g.texts is None and g.tokens.shape == (1, 16) and g.tokens[0, :2].tolist() == [5, 6]
+
+
+def test_readme_paper_table_is_the_committed_benchmark():
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from bench_paper_dit import docs_table
+
+    report = json.loads((root / "benchmarks" / "paper_dit.json").read_text())
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- table:paper-dit -->\n", 1)[1].split("\n<!-- /table:paper-dit -->", 1)[0]
+    assert block == docs_table(report), "rewrite the README's paper-dit table from benchmarks/paper_dit.json"
+    names = {r["name"] for r in report["rows"]}
+    assert {"dit_forward_b1_fp32", "dit_forward_b4_bf16", "subs_over_log_softmax", "dit_decode_over_forwards",
+            "dit_traced_over_untraced"} <= names
