@@ -124,7 +124,7 @@ print(f"\nthe reference answer is valid: {task.check(example, example.answer)}; 
 # %%
 import time
 
-from smkit.evaluation.evidence import mean_difference, Estimate, paired_share_difference
+from smkit.evaluation.evidence import Estimate, mean_difference, overlap_sentence, paired_share_difference
 
 
 def solved_line(label, r):
@@ -180,6 +180,8 @@ if n >= 2:
     for strategy in ("confidence", "margin"):
         print("verdict: " + paired_share_difference(orders[strategy].correct, orders["random"].correct,
                                                     f"{strategy} order", "random order").text)
+    a, b = orders["margin"], orders["random"]
+    print("verdict: " + overlap_sentence("margin", a.ci_low, a.ci_high, "random", b.ci_low, b.ci_high))
     same = sum(a == b for a, b in zip(orders["confidence"].texts, orders["margin"].texts))
     print("verdict: " + paired_share_difference(orders["confidence"].correct, orders["margin"].correct, "confidence",
                                                 "margin").text)
