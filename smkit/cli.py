@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="check the config offline on CPU: validate it, count the full-size model's parameters, train "
                         "2 updates of that model on a tiny local sample through the same data path, write nothing "
-                        "permanent (smkit/dry_run.py)")
+                        "permanent (smkit/training/dry_run.py)")
     p.add_argument("--dry-run-processes", dest="dry_run_processes", type=int, default=1, metavar="N",
                    help="with --dry-run: the number of processes the recipe will be launched with; the batch must "
                         "divide by it (default: 1)")

