@@ -5,8 +5,7 @@ Reproduce every shipped model from scratch, then ship:
     bash configs/continued/run.sh shakespeare        # base -> SM and binary continuations
     bash configs/continued/run.sh python
     for m in sm binary; do smkit train --config configs/continued/python-$m-long.yaml; done
-    for m in binary sm; do smkit train --config configs/tasks/sudoku-$m.yaml
-                           smkit train --config configs/tasks/sudoku-$m-continued.yaml; done
+    bash configs/tasks/solver.sh                     # sudoku base -> SM and binary twins
     python scripts/ship_pretrained.py
 """
 from __future__ import annotations
@@ -34,8 +33,8 @@ SHIPPED = {
                           [(f"runs/continued/python-{mode}", f"configs/continued/python-{mode}.yaml"),
                            (f"runs/continued/python-{mode}-long", f"configs/continued/python-{mode}-long.yaml")])
        for mode in ("sm", "binary")},
-    **{f"sudoku-{mode}": ((f"runs/tasks/sudoku-{mode}", f"configs/tasks/sudoku-{mode}.yaml"),
-                          [(f"runs/tasks/sudoku-{mode}-continued", f"configs/tasks/sudoku-{mode}-continued.yaml")])
+    **{f"sudoku-{mode}": (("runs/solver/sudoku-base", "configs/tasks/sudoku-base.yaml"),
+                          [(f"runs/solver/sudoku-{mode}-twin", f"configs/tasks/sudoku-{mode}-twin.yaml")])
        for mode in ("sm", "binary")},
 }
 
