@@ -16,7 +16,8 @@ its row, column or box; 1 = forced by the rules, an easy blank) and the entropy 
 A selective gate opens differently at easy and hard blanks; one that is the same everywhere is not selective.
 
 `curve`: RUN_DIR/snapshots/step-N (configs/tasks/solver.sh keeps one per checkpoint) and RUN_DIR/model, each
-decoded with random and margin order at one cell per step, SM off.
+decoded with random and margin order at one cell per step, SM off; an existing --out file keeps its points and
+only the missing ones run.
 """
 from __future__ import annotations
 
@@ -184,7 +185,9 @@ def cmd_curve(args) -> list[dict]:
     from smkit import tasks
     import pandas as pd
     task = tasks.get("sudoku", givens=args.givens)
-    rows = []
+    kept = pd.read_csv(args.out) if args.out and Path(args.out).is_file() else None
+    rows = [] if kept is None else kept.to_dict("records")
+    done = set() if kept is None else {(r["run"], int(r["step"]), r["strategy"]) for r in rows}
     for run in args.runs:
         run = Path(run)
         points = sorted(((int(re.sub(r"\D", "", p.name)), p) for p in (run / "snapshots").glob("step-*")))
@@ -195,13 +198,15 @@ def cmd_curve(args) -> list[dict]:
             if step is None:
                 step = int(pd.read_csv(run / "metrics.csv").step.iloc[-1])
             for rule in args.strategies:
+                if (run.name, step, rule) in done:   # an existing --out file keeps its rows; only new points run
+                    continue
                 r = tasks.evaluate(model, task, n=args.n, steps=task.masked, strategy=rule, soft_mask=False,
                                    seed=args.seed, batch_size=args.batch_size)
                 rows.append({"run": run.name, "step": step, **row(str(path), r, 1)})
                 print(f"{run.name} step {step:5d} {rule:>8}: {rows[-1]['solved']}/{r.n} = {r.accuracy:.3f} "
                       f"[{r.ci_low:.3f}, {r.ci_high:.3f}]", flush=True)
-    if args.out:
-        pd.DataFrame(rows).to_csv(args.out, index=False)
+                if args.out:
+                    pd.DataFrame(rows).to_csv(args.out, index=False)
     return rows
 
 
