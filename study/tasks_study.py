@@ -4,13 +4,21 @@
     python -m study.tasks_study effect           # the default model's SM target (first-pass lambda, answers changed)
     python -m study.tasks_study report           # tables into docs/results.md, figure into docs/results/tasks/
 
+What it reproduces: the tables of docs/results.md's "Exact answers" section, which are labelled there as the
+PREVIOUS sudoku pair's (trained to 68 givens by configs/tasks/sudoku-{sm,binary}{,-continued}.yaml) and its
+replicas. The shipped `sudoku-sm` / `sudoku-binary` were retrained since (configs/tasks/solver.sh); their report
+card is docs/results/solver/, measured by study/solver_eval.py, not by this script. `--models shipped` decodes the
+current shipped pair in place of replica 0 (its rows are then not those of docs/results.md), and `effect`
+measures the current shipped `sudoku-sm` unless given `--models runs`.
+
 Decodings: the binary solver (plain masks), the SM solver (with SM), the SM solver with SM switched off (what
 its SM inputs add at decoding), the iso-compute binary solver (trained on as many forward passes as the SM one),
-and the binary solver trained unconditionally (its givens masked and scored like every other cell; the shipped
-solvers never mask them). Replica R is training seed R of each (configs/tasks/replica.sh; replica 0 is the
-shipped pair). A run adds the rules missing from a decoding's file and keeps its other rows. Every point
-decodes the same n held-out puzzles (never in a training stream), with a Wilson 95% interval; each row keeps
-its per-puzzle correctness so that two decodings compare puzzle by puzzle (a paired difference).
+and the binary solver trained unconditionally (its givens masked and scored like every other cell; that pair
+never masks them). Replica R is training seed R of each (configs/tasks/replica.sh trains all of them into
+runs/tasks/, replica 0 with the configs' own seeds: the previous shipped pair). A run adds the rules missing from a
+decoding's file and keeps its other rows. Every point decodes the same n held-out puzzles (never in a training
+stream), with a Wilson 95% interval; each row keeps its per-puzzle correctness so that two decodings compare
+puzzle by puzzle (a paired difference).
 """
 from __future__ import annotations
 
@@ -246,7 +254,8 @@ def cmd_report(args) -> None:
                f"\n\n{difference_table(frame)}"
                f"\n\nAcross training seeds (each seed one draw: mean of the per-seed differences, t 95% interval, "
                f"then each seed's difference), for the pairs decoded for three seeds or more:\n\n{seed_table(frame)}"
-               f"\n\nSM at work in the shipped SM solver (256 held-out puzzles, one cell per step, confidence): mean "
+               f"\n\nSM at work in replica 0's SM solver (the previous shipped one; 256 held-out puzzles, one cell per "
+               f"step, confidence): mean "
                f"lambda {effect['mean_lambda']:.3f} (max {effect['max_lambda']:.3f}) over the cells still masked after "
                f"the first pass; {effect['changed']} of {effect['n']} answers differ from the same decode with SM off.")
     refresh(ROOT / "docs" / "results.md", {"tasks-sweep": table(pool) + summary})

@@ -51,3 +51,11 @@ def test_rotted_recipe_fails_before_compute(change, words, tmp_path, capsys):
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert _leftovers() == before
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_recipe_uses_the_current_keys(config):
+    """No recipe under configs/ (the sudoku twins had `k:` and `init_sm:`) needs the deprecated-key upgrade."""
+    from smkit.training.train import upgrade_keys
+    d = yaml.safe_load(config.read_text(encoding="utf-8"))
+    assert upgrade_keys(d) == d, f"{config.name} uses deprecated keys: write them as {upgrade_keys(d).get('sm')}"
