@@ -248,6 +248,20 @@ def test_compare_shares_the_step_axis(model, gen, tmp_path):
                                                                              ["SM", "step 12 of 0\u201315"]]
 
 
+def test_compare_opens_at_the_first_soft_step_as_the_explorer_does(model, gen):
+    """Opening at the last step would show both decodes finished, nothing masked: without step= the comparison
+    opens where the explorer opens, the first step where either trace has a soft position."""
+    binary = smkit.generate(model, num_samples=1, length=L, steps=8, soft_mask=False, seed=0)
+    first_soft = next(s for s in range(S) if "soft" in expected_states(_rec(gen.trace, s), 0, model.mask_id))
+    assert first_soft < S - 1
+    for pair in ((binary.trace, gen.trace), (gen.trace, binary.trace)):
+        cmp = compare(*pair, model=model)
+        assert cmp.step == cmp.slider.value == first_soft == TraceExplorer(gen.trace, model=model).step
+        strip = cmp.strips[[t is gen.trace for t in pair].index(True)]
+        assert "soft" in strip.states and f"step {first_soft} of 0\u2013{S - 1}" in strip.title
+    assert compare(binary.trace, binary.trace, model=model).step == 0  # nothing ever soft: the first step
+
+
 def test_live_decoder_consumes_the_step_iterator(model, gen, tmp_path):
     live = LiveDecoder(model, length=L, steps=S, seed=0)
     shown = []

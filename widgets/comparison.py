@@ -13,12 +13,13 @@ from .export import compare_page, write_page
 from .overlay import overlaid
 from .titles import step_label
 from .token_strip import TokenStrip
-from .trace_view import sample_view
+from .trace_view import opening_step, sample_view
 from smkit.core.errors import ConfigError
 
 
 class Compare(W.VBox):
-    """Two traces on a shared step axis; `.step`, `.position`, `.field` move it."""
+    """Two traces on a shared step axis; `.step`, `.position`, `.field` move it. Without `step=` it opens at
+    the first step where either trace has a soft position (`opening_step`, as `TraceExplorer` does)."""
 
     def __init__(self, trace_a, trace_b, model=None, *, model_b=None, names=("A", "B"), sample: int = 0,
                  step: int | None = None, field: str = "lam", tokenizer=None, mask_id: int | None = None,
@@ -32,7 +33,8 @@ class Compare(W.VBox):
         self.views = [sample_view(tr, sample, model=m, tokenizer=tokenizer, mask_id=mask_id, soft_mask=soft_mask)
                       for tr, m in ((trace_a, model), (trace_b, model_b))]
         self.num_steps = max(v.num_steps for v in self.views)
-        step = self.num_steps - 1 if step is None else min(max(int(step), 0), self.num_steps - 1)
+        # without step=, open where the explorer does: the first step where either trace has a soft position
+        step = opening_step(*self.views) if step is None else min(max(int(step), 0), self.num_steps - 1)
         self._step, self._position, self._field = step, -1, field
         self.strips = [TokenStrip() for _ in self.views]
         self.heatmaps, self.heat_marks = overlaid(self._heat_figure())

@@ -17,7 +17,7 @@ from .layouts import Layout, get_layout, token_strip
 from .overlay import overlaid
 from .titles import step_title
 from .token_strip import TokenStrip
-from .trace_view import SampleView, final_texts, num_samples, sample_view
+from .trace_view import SampleView, final_texts, num_samples, opening_step, sample_view
 
 
 SMALL_WIDTH = 320  # px: three small figures side by side fill a JupyterLab output area
@@ -96,13 +96,6 @@ class StepViews:
         self.step = -1  # force a full refresh
         pos, self.position = self.position, -2
         self.show(step, pos)
-
-
-def opening_step(view: SampleView) -> int:
-    """Where an explorer opens: the first step after which some position is soft (where soft-masking shows;
-    the last step has nothing masked), else step 0."""
-    first = view.first_soft_step()
-    return 0 if first is None else first
 
 
 class TraceExplorer(W.VBox):

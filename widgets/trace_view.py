@@ -322,6 +322,13 @@ def final_texts(trace, vocab_text: list[str]) -> list[str]:
     return ["".join(vocab_text[int(t)] for t in row) for row in trace.tokens_after(-1)]
 
 
+def opening_step(*views: SampleView) -> int:
+    """Where a view of these samples opens (the explorer, the comparison): the first step after which some
+    position of any of them is soft (where soft-masking shows; the last step has nothing masked), else step 0."""
+    firsts = [f for f in (v.first_soft_step() for v in views) if f is not None]
+    return min(firsts, default=0)
+
+
 def sample_view(trace, sample: int = 0, model=None, tokenizer=None, mask_id: int | None = None,
                 soft_mask: dict | None = None, k: int | None = None) -> SampleView:
     """A SampleView of sample `sample` of `trace`, a smkit `Trace` (`generate(..., trace=True).trace`, or
