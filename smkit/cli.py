@@ -133,13 +133,14 @@ def _cmd_sample(args) -> int:
 
     from .io.formats import load_pretrained
     from .sampling.loop import SamplingConfig, generate
+    from .core.trace_file import SUFFIX
     from .sampling.trace_sink import TraceFile
 
     opts = {k: v for k, v in vars(args).items()
             if k not in ("func", "command", "model", "out", "trace_file", "ema", "tokenizer")}
     trace_file = args.trace_file
     if trace_file is None:
-        trace_file = str(Path(args.out).with_suffix("")) + ".trace.safetensors"
+        trace_file = str(Path(args.out).with_suffix("")) + SUFFIX
     elif trace_file.lower() in ("none", ""):
         trace_file = None
     _check_outputs(args.out, trace_file)
@@ -191,7 +192,8 @@ def _register_sample(sub) -> None:
     p.add_argument("--out", default="samples.jsonl", help="JSONL file, one line per sample (default: samples.jsonl)")
     _add_model_options(p)
     p.add_argument("--trace-file", dest="trace_file", default=None,
-                   help="trace file (safetensors); default <out>.trace.safetensors; 'none' to skip tracing")
+                   help="trace file (smkit's trace format, docs/traces.md); default <out>.trace; 'none' to skip "
+                        "tracing")
     add_dataclass_options(p, SamplingConfig)
     length = p._option_string_actions["--length"]
     length.help = length.help.replace("(default: 128)", "(default: 128; with --infill: prompt + template)")

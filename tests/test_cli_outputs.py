@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -87,5 +88,23 @@ def test_a_writable_place_still_gets_both_files(model_dir, tmp_path, capsys):
     out = tmp_path / "new" / "folder" / "samples.jsonl"
     rc, cap = _sample(model_dir, capsys, "--out", str(out))
     assert rc == 0, cap.err
-    assert out.is_file() and (tmp_path / "new" / "folder" / "samples.trace.safetensors").is_file()
+    assert out.is_file() and (tmp_path / "new" / "folder" / "samples.trace").is_file()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".smkit-write-check")]
+
+
+def test_the_default_trace_file_has_the_documented_extension(model_dir, tmp_path, capsys):
+    """`smkit sample` names its trace <out stem> + the suffix docs/traces.md gives trace files (`.trace`), and
+    its --help says the same; the file opens as a trace."""
+    import smkit
+    from smkit.cli import build_parser
+    from smkit.core.trace_file import SUFFIX
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "traces.md").read_text()
+    assert SUFFIX == ".trace" and f"Trace files end in `{SUFFIX}`" in docs and "`s.trace`" in docs
+    out = tmp_path / "s.jsonl"
+    rc, cap = _sample(model_dir, capsys, "--out", str(out))
+    assert rc == 0, cap.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl", "s.trace"]
+    assert smkit.Trace.open(tmp_path / "s.trace").num_samples >= 1
+    sample = build_parser()._subparsers._group_actions[0].choices["sample"]
+    assert "default <out>.trace;" in sample._option_string_actions["--trace-file"].help

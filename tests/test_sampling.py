@@ -470,7 +470,7 @@ def test_cli_sample_writes_jsonl_and_trace(trained_lm, tmp_path, capsys):
     assert rc == 0
     lines = [json.loads(l) for l in out.read_text().splitlines()]
     assert [l["sample"] for l in lines] == [0, 1] and all(l["text"].startswith("to be") for l in lines)
-    tr = smkit.Trace.load(tmp_path / "s.trace.safetensors")
+    tr = smkit.Trace.load(tmp_path / "s.trace")
     assert tr.num_samples == 2 and tr.texts_at(-1) == [l["text"] for l in lines]
     rc = main(["sample", "--model", str(path), "--out", str(out), "--steps", "0"])
     assert rc == 2 and "steps=0" in capsys.readouterr().err

@@ -25,6 +25,7 @@ import numpy as np
 from .errors import TraceError
 from .trace_codec import Layout, StepEncoder
 
+SUFFIX = ".trace"   # the file name ending smkit writes and docs/traces.md uses (the format is not one safetensors file)
 MAGIC = b"smkit-trace\x00"
 VERSION = 2
 END = b"smkitEND"
