@@ -85,11 +85,16 @@ def _cmd_train(args) -> int:
         values["sm"] = {**(values.get("sm") or {}), **sm}
     values.update({k: v for k, v in vars(args).items()
                    if k not in ("config", "func", "command", "dry_run", "dry_run_processes")})
+    overwrite = values.pop("overwrite")
     if args.dry_run:
         from .training.dry_run import dry_run
         print(dry_run(TrainConfig.from_dict(values), processes=args.dry_run_processes).summary())
         return 0
-    result = train(TrainConfig.from_dict(values))
+    cfg = TrainConfig.from_dict(values).validate()
+    from pathlib import Path
+    from .io.outputs import run_folder
+    run_folder(Path(cfg.out_dir).expanduser(), "--out-dir", resume=cfg.resume, overwrite=overwrite)
+    result = train(cfg)
     if result.rank != 0:
         return 0
     last = result.history.iloc[-1]
@@ -112,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run-processes", dest="dry_run_processes", type=int, default=1, metavar="N",
                    help="with --dry-run: the number of processes the recipe will be launched with; the batch must "
                         "divide by it (default: 1)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in --out-dir (without it, and without --resume true, such a folder "
+                        "stops the command before any compute)")
     add_dataclass_options(p, TrainConfig)
     p.add_argument("--task-param", dest="task_param", action="append", type=_task_param, default=argparse.SUPPRESS,
                    metavar="KEY=VALUE", help="with --corpus task:NAME: one task parameter (repeatable), e.g. "

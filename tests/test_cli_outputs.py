@@ -1,6 +1,6 @@
-"""`smkit sample` checks where it will write before it loads or decodes anything: a read-only folder, a folder
-given as the file, or a file given as the folder stop the command at once with one line naming the option and
-the user's path, and nothing is written."""
+"""`smkit sample` and `smkit train` check where they will write before they load, decode or train anything: a
+read-only folder, a folder given as the file, a file given as the folder, or (train) a folder holding an earlier
+run stop the command at once with one line naming the option and the user's path, and nothing is written."""
 from __future__ import annotations
 
 import os
@@ -108,3 +108,58 @@ def test_the_default_trace_file_has_the_documented_extension(model_dir, tmp_path
     assert smkit.Trace.open(tmp_path / "s.trace").num_samples >= 1
     sample = build_parser()._subparsers._group_actions[0].choices["sample"]
     assert "default <out>.trace;" in sample._option_string_actions["--trace-file"].help
+
+
+# ---------------------------------------------------------------- smkit train --out-dir
+
+TINY_TRAIN = ["--corpus", "task:add", "--task-param", "digits=2", "--steps", "2", "--hidden-size", "16",
+              "--num-layers", "1", "--num-heads", "2", "--intermediate-size", "32", "--batch-size", "4",
+              "--eval-blocks", "4", "--progress", "false", "--warmup-steps", "0"]
+
+
+def _train(capsys, out_dir, *args):
+    """`smkit train` on a tiny task into `out_dir`, starting from a base that does not exist: a check of the
+    output that runs first fails naming --out-dir; reaching the base (the first thing read) fails naming it."""
+    from smkit.cli import main
+    rc = main(["train", *TINY_TRAIN, "--out-dir", str(out_dir), *args])
+    return rc, capsys.readouterr()
+
+
+def test_train_out_dir_under_a_file_stops_before_anything_is_read(tmp_path, capsys):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    rc, cap = _train(capsys, blocker / "run", "--init-from", str(tmp_path / "no_such_base"))
+    line = _one_error_line(cap.err)
+    assert rc == 2 and line.startswith("smkit train: error: --out-dir=") and str(blocker / "run") in line, line
+    assert "is a file, not a folder" in line and "no_such_base" not in line
+
+
+def test_train_out_dir_in_a_read_only_folder_stops_before_anything_is_read(read_only_dir, tmp_path, capsys):
+    rc, cap = _train(capsys, read_only_dir / "run", "--init-from", str(tmp_path / "no_such_base"))
+    line = _one_error_line(cap.err)
+    assert rc == 2 and f"--out-dir={str(read_only_dir / 'run')!r}" in line and "cannot write" in line, line
+
+
+def test_train_refuses_to_replace_an_earlier_run_unless_asked(tmp_path, capsys):
+    run = tmp_path / "run"
+    rc, cap = _train(capsys, run)
+    assert rc == 0, cap.err
+    before = (run / "metrics.csv").read_bytes()
+    rc, cap = _train(capsys, run, "--init-from", str(tmp_path / "no_such_base"))
+    line = _one_error_line(cap.err)
+    assert rc == 2 and f"--out-dir={str(run)!r} already holds a training run" in line, line
+    assert "--resume true" in line and "--overwrite" in line and (run / "metrics.csv").read_bytes() == before
+    rc, cap = _train(capsys, run, "--overwrite", "--seed", "1")
+    assert rc == 0, cap.err
+    assert (run / "model" / "smkit.json").is_file()
+
+
+def test_python_train_checks_out_dir_before_the_base(tmp_path):
+    import smkit
+    from smkit.core.errors import ConfigError
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="out_dir=.*not_a_folder.*is a file, not a folder"):
+        smkit.train(corpus="task:add", task_params={"digits": 2}, steps=2, warmup_steps=0, out_dir=str(blocker / "run"),
+                    init_from=str(tmp_path / "no_such_base"), progress=False)

@@ -50,3 +50,19 @@ def writable_file(path, option: str) -> Path:
         raise ConfigError(f"{where}: the file exists and is read-only; choose another file")
     _check_folder(path.parent, where if path.parent == Path(".") else f"{where}: its folder {str(path.parent)!r}")
     return path
+
+
+RUN_FILES = ("last", "model", "metrics.csv")   # what a training run leaves in its out_dir
+
+
+def run_folder(folder, option: str, resume: bool = False, overwrite: bool = True) -> Path:
+    """A training run's output folder, checked before any compute: created if missing and writable (as
+    `writable_folder`); unless `resume` or `overwrite`, it must not hold an earlier run (`RUN_FILES`), which the
+    new one would replace. Errors name `option` and the folder."""
+    folder = writable_folder(folder, option)
+    held = [name for name in RUN_FILES if (folder / name).exists()]
+    if held and not (resume or overwrite):
+        raise ConfigError(f"{option}={str(folder)!r} already holds a training run ({', '.join(held)}), which this "
+                          f"run would replace; continue it with --resume true, replace it with --overwrite, or "
+                          f"choose another {option}")
+    return folder

@@ -25,6 +25,7 @@ from ..models.dit import PRESETS as DIT_PRESETS
 from ..core.config import ConfigError, check, from_mapping, is_int, with_overrides
 from .continued import load_base
 from ..io.data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
+from ..io.outputs import run_folder
 from .distributed import Runtime
 from ..models.denoiser import DiffusionLM, ModelConfig
 from ..core.precision import resolve_bf16
@@ -269,7 +270,8 @@ class Trainer:
         check(not (self.runtime.fsdp and cfg.ema), "ema", cfg.ema, "must be 0 under FSDP (sharded weights)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.out_dir = Path(cfg.out_dir).expanduser()
+        # where the results go is checked before the base, the data or the model are touched
+        self.out_dir = run_folder(Path(cfg.out_dir).expanduser(), "out_dir", resume=cfg.resume)
         self.device = self.runtime.device
         self.bf16 = resolve_bf16(cfg.bf16, self.device)
         last = self.out_dir / "last"
