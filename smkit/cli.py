@@ -226,14 +226,22 @@ def _model_options(args) -> dict:
     return {"ema": args.ema, "tokenizer": args.tokenizer}
 
 
+CONVERT_DTYPES = ("keep", "float32", "bfloat16", "float16")
+
+
 def _cmd_convert(args) -> int:
+    import torch
+
     from .io.formats import load_pretrained, save_pretrained
 
     model = load_pretrained(args.src, **_model_options(args))
-    out = save_pretrained(model, args.dst)
+    # keep: the dtype the source's weights load in (a LLaDA / Dream folder's stored one), so a bf16 8B model is
+    # not written as 30 GB of fp32
+    dtype = model.embedding_weight.dtype if args.dtype == "keep" else getattr(torch, args.dtype)
+    out = save_pretrained(model, args.dst, dtype=dtype)
     source = model.source or {}
     print(f"converted {args.src} ({source.get('format', 'smkit folder')}, {source.get('weights', 'stored')} weights) "
-          f"to the smkit folder {out}")
+          f"to the smkit folder {out}, weights in {str(dtype).removeprefix('torch.')}")
     return 0
 
 
@@ -245,6 +253,10 @@ def _register_convert(sub) -> None:
                                    "write it to DST as an smkit folder (safetensors), which loads fast afterwards.")
     p.add_argument("src", help="the model file or folder to read")
     p.add_argument("dst", help="the smkit folder to write (new, empty, or an smkit folder to replace)")
+    p.add_argument("--dtype", choices=CONVERT_DTYPES, default="keep",
+                   help="the dtype the weights are written in: keep (default) = the dtype the source's weights load "
+                        "in (a LLaDA or Dream folder's stored dtype, e.g. bfloat16), or float32, bfloat16, float16; "
+                        "the three SM scalars stay float32")
     _add_model_options(p)
     p.set_defaults(func=_cmd_convert)
 

@@ -375,6 +375,53 @@ def test_the_command_line_samples_and_converts_a_native_folder(tmp_path):
         assert torch.equal(converted(x), smkit.load_pretrained(bare, tokenizer=str(tok_dir))(x))
 
 
+def _stored_dtypes(folder) -> dict[str, set[str]]:
+    """The dtypes a safetensors folder stores, from the headers: {"backbone": {...}, "soft_mask": {...}}."""
+    import struct
+    out = {"backbone": set(), "soft_mask": set()}
+    for file in folder.glob("*.safetensors"):
+        raw = file.read_bytes()
+        header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+        for name, info in header.items():
+            if name != "__metadata__":
+                out["soft_mask" if name.startswith("soft_mask.") else "backbone"].add(info["dtype"])
+    return out
+
+
+def _in_bf16(kind: str, dest):
+    """The fixture folder with its weights stored in bf16, as LLaDA-8B and Dream-7B ship theirs."""
+    folder = copy_folder(kind, dest)
+    for file in folder.glob("*.safetensors"):
+        save_file({k: v.to(torch.bfloat16) for k, v in load_file(str(file)).items()}, str(file))
+    return folder
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_convert_keeps_the_stored_dtype_unless_told(kind, tmp_path, capsys):
+    """A bf16 folder converts to bf16 (not fp32, which doubles an 8B model to 30 GB) and loads back in bf16, taking
+    the stored tensors as they are: the same logits as the folder itself; --dtype picks another."""
+    from smkit.cli import main
+
+    source = _in_bf16(kind, tmp_path / kind)
+    assert main(["convert", str(source), str(tmp_path / "kept")]) == 0
+    assert "weights in bfloat16" in capsys.readouterr().out
+    assert _stored_dtypes(tmp_path / "kept") == {"backbone": {"BF16"}, "soft_mask": {"F32"}}
+    kept, native = smkit.load_pretrained(tmp_path / "kept"), smkit.load_pretrained(source)
+    assert {p.dtype for p in kept.backbone.parameters()} == {torch.bfloat16}
+    assert not any(t.is_meta for t in [*kept.parameters(), *kept.buffers()])
+    x = reference(kind)["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(kept(x), native(x))
+    for name, stored in (("float32", "F32"), ("float16", "F16"), ("bfloat16", "BF16")):
+        assert main(["convert", str(fixture(kind)), str(tmp_path / name), "--dtype", name]) == 0
+        assert _stored_dtypes(tmp_path / name) == {"backbone": {stored}, "soft_mask": {"F32"}}
+    assert main(["convert", str(fixture(kind)), str(tmp_path / "fp32")]) == 0   # an fp32 folder stays fp32
+    assert _stored_dtypes(tmp_path / "fp32")["backbone"] == {"F32"}
+    with pytest.raises(SystemExit):
+        main(["convert", str(fixture(kind)), str(tmp_path / "x"), "--dtype", "float64"])
+    assert "invalid choice: 'float64'" in capsys.readouterr().err
+
+
 def test_the_docs_show_the_committed_benchmark_figures(monkeypatch):
     root = fixture("llada").parents[2]
     monkeypatch.syspath_prepend(str(root / "benchmarks"))

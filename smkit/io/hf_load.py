@@ -89,7 +89,7 @@ def input_embedding(backbone: nn.Module) -> nn.Module:
 
 def backbone_from_manifest(meta: dict, path, trust_remote_code: bool = False) -> nn.Module:
     """A model of the class and config a checkpoint recorded, for its weights to be loaded into: a transformers
-    class built from the saved config, or (a class shipped as code) the base directory loaded again, which
+    class built from the saved config (on the meta device for a LLaDA / Dream decoder), or (a class shipped as code) the base directory loaded again, which
     needs trust_remote_code=True."""
     import transformers
     from transformers import AutoConfig, PreTrainedModel
@@ -98,7 +98,13 @@ def backbone_from_manifest(meta: dict, path, trust_remote_code: bool = False) ->
     cls = getattr(transformers, name, None) if isinstance(name, str) else None
     if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
         d = dict(meta["backbone"])
-        return cls(AutoConfig.for_model(d.pop("model_type"), **d))
+        config = AutoConfig.for_model(d.pop("model_type"), **d)
+        if (meta.get("hf_source") or {}).get("native"):
+            # a LLaDA / Dream decoder: built empty (no memory, no random init); smkit.io.model_files assigns the
+            # stored tensors to it, so an 8B model is allocated once, in the dtype it was saved in
+            with torch.device("meta"):
+                return cls(config)
+        return cls(config)
     base = (meta.get("hf_source") or {}).get("path")
     if not trust_remote_code or base is None or not Path(base).is_dir():
         why = ("pass trust_remote_code=True to run that code again" if base and Path(base).is_dir() else

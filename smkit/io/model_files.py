@@ -16,6 +16,7 @@ import torch
 
 from . import checkpoint as ckpt
 from ..models.backbones import build_from_hf_config
+from ..models.bidirectional import with_weights
 from .data import load_tokenizer
 from .hf_load import backbone_from_manifest, load_hf_tokenizer
 from ..models.config import ModelConfig
@@ -140,4 +141,11 @@ def _load_weights(model, path: Path, meta: dict) -> None:
         if value.shape != own[name].shape:
             raise ckpt.CheckpointError(f"checkpoint {str(path)!r}: {name} has shape {tuple(value.shape)}, "
                                        f"config says {tuple(own[name].shape)}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
+    empty = any(t.is_meta for t in own.values())
+    if empty:
+        # a backbone built empty (hf_load.backbone_from_manifest) takes the stored tensors as they are; the rest
+        # (the SM scalars) is copied below
+        prefix = "backbone."
+        with_weights(model.backbone, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=not empty)
