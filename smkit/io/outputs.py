@@ -15,15 +15,17 @@ def _first_existing(path: Path) -> Path:
     return path
 
 
-def _check_folder(folder: Path, where: str) -> None:
+def _check_folder(folder: Path, where: str, create: bool = True) -> None:
     """Create `folder` if missing and write and remove a file in it: that also catches read-only mounts and
-    flags that permission bits do not show. `where` starts the message."""
+    flags that permission bits do not show. `where` starts the message. With `create` False nothing is left
+    behind: the probe goes into the nearest folder that exists, where the missing ones would be made."""
     base = _first_existing(folder.absolute())
     if not base.is_dir():
         raise ConfigError(f"{where}: {str(base)!r} is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".smkit-write-check-")
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder if create else base, prefix=".smkit-write-check-")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
@@ -56,10 +58,12 @@ RUN_FILES = ("last", "model", "metrics.csv")   # what a training run leaves in i
 
 
 def run_folder(folder, option: str, resume: bool = False, overwrite: bool = True) -> Path:
-    """A training run's output folder, checked before any compute: created if missing and writable (as
-    `writable_folder`); unless `resume` or `overwrite`, it must not hold an earlier run (`RUN_FILES`), which the
-    new one would replace. Errors name `option` and the folder."""
-    folder = writable_folder(folder, option)
+    """A training run's output folder, checked before any compute and left as it was (a missing one is made
+    when the run starts): it, or the folder it would be made in, can be written; unless `resume` or
+    `overwrite`, it holds no earlier run (`RUN_FILES`) that the new one would replace. Errors name `option` and
+    the folder."""
+    folder = Path(folder)
+    _check_folder(folder, f"{option}={str(folder)!r}", create=False)
     held = [name for name in RUN_FILES if (folder / name).exists()]
     if held and not (resume or overwrite):
         raise ConfigError(f"{option}={str(folder)!r} already holds a training run ({', '.join(held)}), which this "
