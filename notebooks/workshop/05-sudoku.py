@@ -35,7 +35,7 @@ from typing import Optional
 
 train_givens: int = 60  # given cells of the training puzzles for the solver trained here (17..80)
 givens: int = 74  # given cells of the puzzles it is tested on (17..80): more givens, easier puzzles
-judge_givens: Optional[int] = 72  # given cells of the puzzles for the order study and SM (17..80); None: the puzzles those solvers were trained on
+judge_givens: Optional[int] = 50  # given cells of the puzzles for the order study and SM (17..80; 50 leaves 31 blanks); None: the puzzles those solvers were trained on
 train_steps: int = 1000  # updates of the solver trained here (the slow cell; timings in notebooks/README.md)
 hidden_size: int = 128  # its width
 num_layers: int = 2  # its transformer layers
@@ -44,7 +44,7 @@ lr: float = 3e-3  # peak learning rate
 n_trained: int = 256  # held-out puzzles per evaluation of the solver trained here
 binary_model: Optional[str] = "sudoku-binary"  # a trained binary solver for the order study and the exercise; None: the one trained here
 sm_model: Optional[str] = "sudoku-sm"  # a solver trained with SM (its twin); None: skip the SM sections
-n: int = 1024  # held-out puzzles per evaluation of those solvers (more: narrower intervals, slower)
+n: int = 256  # held-out puzzles per evaluation of those solvers (more: narrower intervals, slower: one pass per blank)
 cells_per_step: list = [1, 4]  # budgets for SM on vs off: cells revealed per forward pass
 seed: int = 0  # fixes training, the puzzles drawn and the decoding
 out_dir: Optional[str] = None  # the trained solver goes here; None: the `smkit run` folder, else runs/workshop5
@@ -115,9 +115,9 @@ print(f"\nthe reference answer is valid: {task.check(example, example.answer)}; 
 #     ( p + z^2/(2n) -+ z * sqrt(p(1-p)/n + z^2/(4n^2)) ) / (1 + z^2/n),     p = k/n, z = 1.96
 #
 # a normal interval pulled towards 1/2, so it stays inside [0, 1] and is honest at 0 or n successes.
-# **Comparing two settings:** when their two 95% intervals do not overlap, the difference is real; when they
-# overlap, it may still be real (two intervals can overlap a little while the difference is clear), so look at
-# the interval of the *difference*. When both settings decode the same puzzles, pair them: only the puzzles one
+# **Comparing two settings:** when their two 95% intervals do not overlap, the difference is clear (at a level
+# stricter than 95%, in fact); when they overlap, it may still be clear (two intervals can overlap a little while
+# the difference is not in doubt), so look at the interval of the *difference*. When both settings decode the same puzzles, pair them: only the puzzles one
 # solves and the other does not count, and what the two share (an easy puzzle, a hard one) cancels. Every
 # comparison below is such a paired 95% interval of the difference in solved share.
 
@@ -156,8 +156,9 @@ if n_trained >= 2:
 #
 # ## 3. Does the order matter?
 #
-# The order effect needs a solver that is sure of some cells and unsure of others, and many puzzles to measure:
-# `binary_model` (a larger solver, printed below with its task) on `n` puzzles with `judge_givens` givens, one cell
+# The order effect needs a solver that is sure of some cells and unsure of others, puzzles hard enough that a
+# wrong early guess is possible, and many puzzles to measure: `binary_model` (a larger solver, printed below with
+# its task) on `n` puzzles with `judge_givens` givens (31 blanks at 50, so 31 forward passes per puzzle), one cell
 # per step, three orders: `random`, `confidence` (the cell whose best digit is likeliest first) and `margin` (the
 # largest gap between the best and the second-best digit first). The idea to test: revealing a cell the model is
 # sure of first gives the next cells more context, while a random order forces guesses at cells that are still
@@ -185,9 +186,10 @@ if n >= 2:
     same = sum(a == b for a, b in zip(orders["confidence"].texts, orders["margin"].texts))
     print("verdict: " + paired_share_difference(orders["confidence"].correct, orders["margin"].correct, "confidence",
                                                 "margin").text)
-    print(f"verdict: confidence and margin filled {same} of {n} grids identically ({same / n:.0%}): where the best "
-          f"digit's probability p1 is near 1, p2 <= 1 - p1 is near 0, so p1 and p1 - p2 rank the cells the same way "
-          f"and the two rules reveal the same cells")
+    print(f"verdict: confidence and margin filled {same} of {n} grids identically ({same / n:.0%})"
+          + (": where the best digit's probability p1 is near 1, p2 <= 1 - p1 is near 0, so p1 and p1 - p2 rank the "
+             "cells the same way and the two rules reveal the same cells" if same >= n / 2 else
+             ": the two rules often pick different cells for this solver (p1 far from 1 leaves room for p2)"))
 
 # %% [markdown]
 # ## Exercise: write your own unmasking rule
@@ -282,12 +284,14 @@ check_unmasking_rule(my_rule, judge, judge_task, n, seed, orders["random"], orde
 #
 # `sm_model` is `binary_model`'s twin trained with soft-masking (SM, notebook 03). Revealing several cells per
 # forward pass (a smaller budget) means deciding them from the same, older information; that is where SM's extra
-# input could help. The table: solved shares with Wilson intervals, `margin` order, for each decoding and budget,
-# on `n // 4` puzzles each. **What to look for:** whether SM on vs off changes the `sm` rows, and how much each
+# input could help. The table: solved shares with Wilson intervals for each decoding, order and budget, on
+# `n // 4` puzzles each. **What to look for:** whether SM on vs off changes the `sm` rows, and how much each
 # decoding loses from 1 to more cells per step. Read w_s first: a gate that barely opens cannot change much. All
 # rows decode the same puzzles, so the `verdict:` lines compare them puzzle by puzzle: SM on vs SM off (the same
-# model), and the SM twin vs the binary solver (two models trained alike, except for SM).
-# docs/results.md compares the shipped pair over more puzzles and training seeds.
+# model), and the SM twin vs the binary solver (two models trained alike, except for SM). Two orders: `random`,
+# where a solver must often decide a cell it is unsure of (where SM's partial digits have the most to add), and
+# `margin`. The shipped pair's report card over 300 to 1000 puzzles per setting is in `docs/results/solver/`
+# (`python -m study.solver_eval table ...`).
 
 # %%
 import math
@@ -304,32 +308,36 @@ for label, (mdl, _) in shipped.items():
     w = mdl.soft_mask.values()
     print(f"{label}: {tasks.for_model(mdl)}, trained with SM: {(mdl.train_config or {}).get('soft_mask')}, "
           f"w_s={w['scale']:.3g} w_a={w['steepness']:.2f} w_b={w['centre']:.2f} k={w['k']}")
+sm_orders = ["random", "margin"]
 if shipped:
-    frame = tasks.sweep(shipped, judge_task, n=max(1, n // 4), cells_per_step=cells_per_step, strategies=["margin"],
+    frame = tasks.sweep(shipped, judge_task, n=max(1, n // 4), cells_per_step=cells_per_step, strategies=sm_orders,
                         seed=seed)
     frame["solved (95% interval)"] = frame.apply(lambda r: f"{r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]", axis=1)
-    print(frame.pivot_table(index="model", columns="cells_per_step", values="solved (95% interval)",
+    print(frame.pivot_table(index=["model", "strategy"], columns="cells_per_step", values="solved (95% interval)",
                             aggfunc="first").to_string())
 
-    def solved(label, c):
-        return [ch == "1" for ch in frame[(frame.model == label) & (frame.cells_per_step == c)].correct.iloc[0]]
+    def solved(label, strategy, c):
+        row = frame[(frame.model == label) & (frame.strategy == strategy) & (frame.cells_per_step == c)]
+        return [ch == "1" for ch in row.correct.iloc[0]]
 
     if max(1, n // 4) >= 2:
-        print()
-        for c in cells_per_step:
-            if sm_model is not None:
-                print(f"verdict: {c} cell(s)/step: " + paired_share_difference(solved("sm, SM on", c),
-                                                                           solved("sm, SM off", c), "SM on",
-                                                                           "SM off").text)
-            if sm_model is not None and binary_model is not None:
-                print(f"verdict: {c} cell(s)/step: " + paired_share_difference(solved("sm, SM on", c),
-                                                                           solved("binary", c), "the SM twin (SM on)",
-                                                                           "the binary solver").text)
-        if len(cells_per_step) >= 2:
-            lo, hi = min(cells_per_step), max(cells_per_step)
-            for label in shipped:
-                print(f"verdict: {label}: " + paired_share_difference(solved(label, lo), solved(label, hi),
-                                                                      f"{lo} cell(s)/step", f"{hi} cells/step").text)
+        for strategy in sm_orders:
+            print()
+            for c in cells_per_step:
+                where = f"{strategy}, {c} cell(s)/step: "
+                if sm_model is not None:
+                    print("verdict: " + where + paired_share_difference(
+                        solved("sm, SM on", strategy, c), solved("sm, SM off", strategy, c), "SM on", "SM off").text)
+                if sm_model is not None and binary_model is not None:
+                    print("verdict: " + where + paired_share_difference(
+                        solved("sm, SM on", strategy, c), solved("binary", strategy, c), "the SM twin (SM on)",
+                        "the binary solver").text)
+            if len(cells_per_step) >= 2:
+                lo, hi = min(cells_per_step), max(cells_per_step)
+                for label in shipped:
+                    print(f"verdict: {strategy}, {label}: " + paired_share_difference(
+                        solved(label, strategy, lo), solved(label, strategy, hi), f"{lo} cell(s)/step",
+                        f"{hi} cells/step").text)
 
 # %% [markdown]
 # ## 5. Watch a decode on the grid
@@ -337,7 +345,8 @@ if shipped:
 # One puzzle decoded by `sm_model` with SM on (by `binary_model` when there is no SM twin), `cells_per_step[-1]`
 # cells per step, `margin` order. For each step, three panels: the board (`.` still blank, `*` before a digit
 # revealed at this step); the model's best digit at every blank still open; and lambda, the weight of its guesses
-# in the blank's next input, in hundredths (`13` = 0.13, `0` = below 0.005, `-` where the cell is filled).
+# in the blank's next input, in thousandths (`64` = 0.064, `0` = below 0.0005, `-` where the cell is filled):
+# lambda never exceeds the gate's w_s (printed above), so compare it with w_s, not with 1.
 # **What to look for:** a blank whose lambda is high is fed its guess as a partial digit on the next pass; if
 # all lambdas are 0, the gate is shut (w_s printed above) and SM decodes like binary. A useful gate is
 # *selective*: high at blanks the model is sure of, low at the others; the `verdict:` line measures that over
@@ -385,7 +394,7 @@ def board_panels(rec, chars, b=0):
             masked = int(rec.tokens[b, p]) == rec.mask_id
             board.append(" ." if masked else ("*" if rec.revealed[b, p] else " ") + chars[int(rec.tokens[b, p])])
             guess.append(" " + chars[int(rec.topk_ids[b, p, 0])] if masked else "  ")
-            lam.append(f"{min(99, round(100 * float(rec.lam[b, p]))):3d}" if masked else "  -")
+            lam.append(f"{min(999, round(1000 * float(rec.lam[b, p]))):4d}" if masked else "   -")
         rows.append("".join(board) + "   |" + "".join(guess) + "   |" + "".join(lam))
     return "\n".join(rows)
 
@@ -410,7 +419,7 @@ for step in frame_steps(len(trace))[1:]:
     rec = trace[step - 1]
     print(f"\nafter step {step}: {int(rec.revealed[shown].sum())} revealed, {int(rec.masked[shown].sum())} still blank, "
           f"largest lambda {float(rec.lam[shown].max()):.3f}")
-    print(f"{' board':<18}   |{' best guess':<18}   | lambda (hundredths)")
+    print(f"{' board':<18}   |{' best guess':<18}   | lambda (thousandths)")
     print(board_panels(rec, chars, shown))
 shown_text = decoded[cells].texts[shown]
 print("\nsolved:", judge_task.check(puzzles[shown], shown_text))
@@ -530,3 +539,5 @@ if interactive:
 # - Train the tiny solver with `task_condition=False` in section 2 (the givens masked and scored too) and compare
 #   its solved share at the same `train_steps`: is the difference outside the intervals?
 # - Set `cells_per_step = [1, 2, 4, 8]`: at how many cells per step does the order stop mattering?
+# - Set `judge_givens = 72` (9 blanks) or `60`: on easier puzzles, does the order still matter for these solvers?
+#   Does SM?
