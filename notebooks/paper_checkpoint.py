@@ -89,7 +89,7 @@ for sm_on in (True, False):
     cached = sum(r.cached for r in g.trace)
     print(f"SM {'on ' if sm_on else 'off'}: {g.nfe} forward passes over {len(g.trace)} steps ({cached} served by the "
           f"cache)")
-    g.trace.save(out / f"paper_{'sm' if sm_on else 'binary'}.trace.safetensors")
+    g.trace.save(out / f"paper_{'sm' if sm_on else 'binary'}.trace")
 for i in range(num_samples):
     for sm_on in (True, False):
         text = runs[sm_on].texts[i] if runs[sm_on].texts else runs[sm_on].tokens[i, :24].tolist()

@@ -18,7 +18,7 @@
 #
 # Trains with `smkit.train` and writes into the output folder: the final checkpoint (`model/`), the metrics
 # history (`metrics.csv`) and plots as HTML (`plotly.min.js` beside them): loss, the validation bound
-# (binary and SM inputs) and the three SM scalars w_s (scale), w_a (steepness), w_b (centre) over training.
+# (binary and SM inputs) and the three SM scalars (scale, steepness, centre) over training.
 #
 # `smkit run notebooks/train.ipynb -p steps 200 -p soft_mask true` (the budget is updates, or forward passes
 # with `-p steps none -p forward_budget 400`: an SM update costs 2 passes, a binary one 1).
@@ -94,8 +94,8 @@ fig.add_trace(go.Scatter(x=history.step, y=history.loss, name="loss", mode="line
 fig.add_trace(go.Scatter(x=val.step, y=val.val_bound, name="binary inputs", mode="lines+markers"), 1, 2)
 fig.add_trace(go.Scatter(x=val.step, y=val.val_bound_sm, name="SM inputs", mode="lines+markers"), 1, 2)
 fig.update_layout(height=320, xaxis_title="update", xaxis2_title="update")
-scalars = make_subplots(rows=1, cols=3, subplot_titles=["w_s (scale)", "w_a (steepness)", "w_b (centre)"])
-for i, col in enumerate(("w_s", "w_a", "w_b"), start=1):
+scalars = make_subplots(rows=1, cols=3, subplot_titles=["scale", "steepness", "centre"])
+for i, col in enumerate(("scale", "steepness", "centre"), start=1):
     scalars.add_trace(go.Scatter(x=history.step, y=history[col], name=col, mode="lines"), 1, i)
 scalars.update_layout(height=300, showlegend=False)
 for f, name in ((fig, "train_loss"), (scalars, "train_sm_scalars")):

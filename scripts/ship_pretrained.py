@@ -19,6 +19,7 @@ import torch
 
 import smkit
 from smkit.io.checkpoint import read_manifest
+from smkit.io.metrics import read_metrics
 from smkit.io.model_files import PRETRAINED_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def joined_curve(stages) -> pd.DataFrame:
     """The stages' metrics.csv as one curve: each stage's updates and forward passes counted on from the last."""
     frames, step, passes = [], 0, 0
     for run, _ in stages:
-        h = pd.read_csv(ROOT / run / "metrics.csv")
+        h = read_metrics(ROOT / run / "metrics.csv")   # older stages have the paper's column names
         frames.append(h.assign(step=h.step + step, forward_passes=h.forward_passes + passes))
         step, passes = int(frames[-1].step.iloc[-1]), int(frames[-1].forward_passes.iloc[-1])
     return pd.concat(frames, ignore_index=True)

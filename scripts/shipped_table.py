@@ -14,6 +14,7 @@ from safetensors import safe_open
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the study package
 
+from smkit.io.metrics import read_metrics  # noqa: E402
 from smkit.io.model_files import PRETRAINED, PRETRAINED_DIR  # noqa: E402
 
 
@@ -21,13 +22,13 @@ def table() -> str:
     measured_file = ROOT / "docs" / "results" / "continued" / "measurements.json"
     measured = json.loads(measured_file.read_text()) if measured_file.is_file() else {}
     lines = ["| model | trained on | parameters | size (MiB) | updates | forward passes | val. bound (nats/token) | "
-             "held-out nats/char (binary / SM inputs) | w_s | w_b | w_a |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "held-out nats/char (binary / SM inputs) | scale | centre | steepness |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in PRETRAINED:
         folder = PRETRAINED_DIR / name
         meta = json.loads((folder / "smkit.json").read_text())
         cfg = meta["train_config"]
         corpus = cfg["corpus"] + (f" {cfg['task_params']}" if cfg.get("task_params") else "")
-        h = pd.read_csv(folder / "metrics.csv")
+        h = read_metrics(folder / "metrics.csv")
         last = h.dropna(subset=["val_bound"]).iloc[-1]
         bound = last.val_bound_sm if cfg["soft_mask"] else last.val_bound
         size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20

@@ -23,8 +23,8 @@ def main(argv=None) -> int:
 
     model = smkit.load_pretrained(args.model)
     w = model.soft_mask.values()
-    print(f"model: {args.model} | k={w['k']} w_s={w['scale']:.3f} w_a={w['steepness']:.2f} "
-          f"w_b={w['centre']:.3f} | length {args.length}, {args.steps} steps, strategy {args.strategy}\n")
+    print(f"model: {args.model} | k={w['k']} scale={w['scale']:.3f} steepness={w['steepness']:.2f} "
+          f"centre={w['centre']:.3f} | length {args.length}, {args.steps} steps, strategy {args.strategy}\n")
     for soft in (False, True):
         g = smkit.generate(model, prompt=args.prompt, num_samples=args.samples, length=args.length,
                            steps=args.steps, strategy=args.strategy, soft_mask=soft, seed=args.seed, trace=False)

@@ -24,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from smkit.io.metrics import read_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results" / "continued"
 NAMES = {"shakespeare": ("shakespeare-sm", "shakespeare-binary"), "python": ("python-sm", "python-binary")}
@@ -91,7 +93,7 @@ MASK_RATES = (0.05, 0.15, 0.3, 0.5, 0.75, 1.0)
 def lambda_by_mask_rate(model, blocks: torch.Tensor, seed: int = 0, n: int = 64) -> list[dict]:
     """Where the gate opens in text: for each share of a held-out block's tokens masked at random, one forward
     pass over n blocks, and at the masked positions the mean entropy, the mean lambda the learned gate gives
-    there, and the share of positions with lambda above half its ceiling w_s."""
+    there, and the share of positions with lambda above half its ceiling (the gate's scale)."""
     from smkit.core.softmask import entropy_from_logits, soft_mask_lambda
     gen = torch.Generator().manual_seed(seed)
     x = blocks[torch.randperm(len(blocks), generator=gen)[:n]]
@@ -241,7 +243,7 @@ def curves(models: str) -> pd.DataFrame:
             folder = model_path(models, name)   # a shipped model's folder, or a run's model/ folder
             f = (folder if models == "shipped" else folder.parent) / "metrics.csv"
             if f.is_file():
-                frames.append(pd.read_csv(f).assign(model=name))
+                frames.append(read_metrics(f).assign(model=name))
     return pd.concat(frames) if frames else pd.DataFrame()
 
 
@@ -251,7 +253,7 @@ def _mean_sd(values) -> str:
 
 
 def table_models(results: dict) -> str:
-    lines = ["| model | held-out nats/char, binary inputs | SM inputs | w_s | w_b | w_a | mean lambda after pass 1 "
+    lines = ["| model | held-out nats/char, binary inputs | SM inputs | scale | centre | steepness | mean lambda after pass 1 "
              "(L/4, confidence) | samples changed by SM (of 16) | entropy at masked positions (nats) | infill: mean "
              "lambda after pass 1 | infill: fills changed by SM (of 32) | infill: tokens right, SM on / off |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

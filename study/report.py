@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from smkit.io.metrics import read_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 OUT = DOCS / "results"
-LABELS = {"binary": "binary", "sm": "SM, iso-compute", "sm-iso-update": "SM, iso-update", "sm-open": "SM, w_s from 0.5",
+LABELS = {"binary": "binary", "sm": "SM, iso-compute", "sm-iso-update": "SM, iso-update", "sm-open": "SM, scale from 0.5",
           "sm-k1": "SM k=1", "sm-k5": "SM k=5", "sm-p0.5": "SM p_sm=0.5", "sm-p1.0": "SM p_sm=1.0"}
 METRICS = ["gen_ppl", "entropy", "repetition", "mauve", "sample_bound"]
 
@@ -30,13 +32,14 @@ def training_records(runs: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     finals, curves = [], []
     for folder in sorted(p for p in runs.iterdir() if (p / "model" / "smkit.json").is_file()):
         variant, seed = split_name(folder.name)
-        history = pd.read_csv(folder / "metrics.csv")
+        history = read_metrics(folder)
         last = history.dropna(subset=["val_bound"]).iloc[-1]
         finals.append({"variant": variant, "seed": seed, "updates": int(last.step),
                        "forward_passes": int(last.forward_passes), "val_bound": last.val_bound,
-                       "val_bound_sm": last.val_bound_sm, "w_s": last.w_s, "w_a": last.w_a, "w_b": last.w_b,
+                       "val_bound_sm": last.val_bound_sm, "scale": last.scale, "steepness": last.steepness,
+                       "centre": last.centre,
                        "train_s": last.elapsed_s})
-        curves.append(history[["step", "forward_passes", "w_s", "w_a", "w_b", "val_bound", "val_bound_sm"]]
+        curves.append(history[["step", "forward_passes", "scale", "steepness", "centre", "val_bound", "val_bound_sm"]]
                       .assign(variant=variant, seed=seed))
     return pd.DataFrame(finals), pd.concat(curves, ignore_index=True)
 
@@ -64,14 +67,14 @@ def pm(values: pd.Series, digits: int) -> str:
 
 def training_table(finals: pd.DataFrame) -> str:
     lines = ["| model | seeds | updates | forward passes | val. bound, binary inputs (nats/char) | val. bound, SM inputs "
-             "| final w_s | final w_a | final w_b |", "|---|---|---|---|---|---|---|---|---|"]
+             "| final scale | final steepness | final centre |", "|---|---|---|---|---|---|---|---|---|"]
     for variant in LABELS:
         part = finals[finals.variant == variant]
         if part.empty:
             continue
         lines.append(f"| {LABELS[variant]} | {len(part)} | {int(part.updates.mean())} | {int(part.forward_passes.mean())} "
-                     f"| {pm(part.val_bound, 4)} | {pm(part.val_bound_sm, 4)} | {pm(part.w_s, 4)} | {pm(part.w_a, 3)} "
-                     f"| {pm(part.w_b, 3)} |")
+                     f"| {pm(part.val_bound, 4)} | {pm(part.val_bound_sm, 4)} | {pm(part.scale, 4)} "
+                     f"| {pm(part.steepness, 3)} | {pm(part.centre, 3)} |")
     return "\n".join(lines)
 
 
@@ -145,11 +148,11 @@ def figures(rows: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
     made += save(fig, "budget_sweep")
 
     sm_curves = curves[curves.variant != "binary"]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["w_s (scale)", "w_b (centre)"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["scale", "centre"])
     palette = ["#e76f51", "#2a9d8f", "#e9c46a", "#264653", "#8ab17d", "#6a4c93", "#f4a261"]
     for i, (variant, group) in enumerate(sm_curves.groupby("variant")):
         for seed, run in group.groupby("seed"):
-            for c, w in enumerate(["w_s", "w_b"], start=1):
+            for c, w in enumerate(["scale", "centre"], start=1):
                 fig.add_trace(go.Scatter(x=run.forward_passes, y=run[w], mode="lines",
                                          line=dict(color=palette[i % len(palette)]), name=LABELS.get(variant, variant),
                                          legendgroup=variant, showlegend=bool(seed == group.seed.min() and c == 1)), 1, c)

@@ -173,7 +173,7 @@ def test_all_notebooks_run_under_nbval(tiny_checkpoint, tiny_sudoku_checkpoint, 
     assert {"gen_ppl", "entropy", "repetition", "mauve"} <= set(sweep.columns)
     assert (sweep.gen_ppl > 1).all() and sweep.mauve.between(0, 1).all()
     assert (out / "nfe_sweep" / "nfe_sweep.html").is_file()
-    assert hist.step.max() == 4 and hist.val_bound.notna().any() and {"w_s", "w_a", "w_b"} <= set(hist.columns)
+    assert hist.step.max() == 4 and hist.val_bound.notna().any() and {"scale", "steepness", "centre"} <= set(hist.columns)
     tasks_sweep = pd.read_csv(out / "tasks" / "tasks_sweep.csv")
     assert len(tasks_sweep) == 2 * 2 and sorted(set(tasks_sweep.steps)) == [1, 3] and (tasks_sweep.n == 8).all()
     assert ((tasks_sweep.ci_low <= tasks_sweep.accuracy) & (tasks_sweep.accuracy <= tasks_sweep.ci_high)).all()

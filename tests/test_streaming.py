@@ -79,7 +79,7 @@ def test_training_on_a_stream_resumes_exactly(hamlet_jsonl, tmp_path):
     assert full.history.soft_mask.any() and len(full.model.tokenizer) == 300
     smkit.train(_stream_cfg(hamlet_jsonl, tmp_path / "cut", steps=2))
     resumed = smkit.train(_stream_cfg(hamlet_jsonl, tmp_path / "cut", steps=4, resume=True))
-    cols = ["step", "forward_passes", "loss", "soft_mask", "w_s"]
+    cols = ["step", "forward_passes", "loss", "soft_mask", "scale"]
     pd.testing.assert_frame_equal(resumed.history[cols], full.history[cols])
     with pytest.raises(ValueError, match="shuffle_buffer"):
         Trainer(_stream_cfg(hamlet_jsonl, tmp_path / "cut", steps=6, resume=True, shuffle_buffer=10))

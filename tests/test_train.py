@@ -1,5 +1,7 @@
 """The training loop: budgets, resume, checkpoints, metrics, bad settings."""
 import dataclasses
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from smkit.io.checkpoint import CheckpointError, read_manifest
 from smkit.core.config import ConfigError
 from smkit.training.train import HISTORY_COLUMNS, TrainConfig, Trainer
 
-COMPARED = ["step", "forward_passes", "loss", "soft_mask", "lr", "w_s", "w_a", "w_b"]
+COMPARED = ["step", "forward_passes", "loss", "soft_mask", "lr", "scale", "steepness", "centre"]
 
 
 def _cfg(kw, tmp_path, **more):
@@ -28,7 +30,7 @@ def test_iso_update_and_history(tiny_train_kwargs, tmp_path):
     assert h.val_bound.notna().sum() == 2 and (h.val_bound_sm.dropna() > 0).all()
     assert (h.tokens_per_s > 0).all()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "metrics.csv"), h, check_dtype=False)
-    assert h.w_s.iloc[-1] == pytest.approx(r.model.soft_mask.values()["scale"])
+    assert h.scale.iloc[-1] == pytest.approx(r.model.soft_mask.values()["scale"])
     smkit.load_pretrained(tmp_path / "model")
 
 
@@ -64,6 +66,29 @@ def test_interrupted_run_resumes_exactly(tiny_train_kwargs, tmp_path):
     final_full = smkit.load_pretrained(tmp_path / "full" / "model").state_dict()
     final_cut = smkit.load_pretrained(tmp_path / "cut" / "model").state_dict()
     assert all(torch.equal(final_full[k], final_cut[k]) for k in final_full)
+
+
+def test_metrics_name_the_sm_scalars_as_the_library_does_and_old_files_still_read(tiny_train_kwargs, tmp_path):
+    """metrics.csv writes scale, steepness, centre (the names of SoftMaskParams), never the paper's w_s, w_a, w_b;
+    a file with the paper's names (an earlier smkit's) reads the same, and a run begun with one resumes."""
+    from smkit.io.metrics import read_metrics
+
+    kw = dict(steps=4, soft_mask=True, p_sm=1.0, checkpoint_every=2)
+    full = smkit.train(_cfg(tiny_train_kwargs, tmp_path / "full", **kw))
+    header = (tmp_path / "full" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"scale", "steepness", "centre"} <= set(header) and not {"w_s", "w_a", "w_b"} & set(header)
+    cut = Trainer(_cfg(tiny_train_kwargs, tmp_path / "cut", **{**kw, "steps": 2})).run()
+    old = cut.history.rename(columns={"scale": "w_s", "steepness": "w_a", "centre": "w_b"})
+    for folder in (tmp_path / "cut", tmp_path / "cut" / "last"):
+        old.to_csv(folder / "metrics.csv", index=False)
+    manifest = tmp_path / "cut" / "last" / "smkit.json"   # as an earlier smkit wrote it: its checksum of that file
+    meta = json.loads(manifest.read_text())
+    meta["files"]["metrics.csv"] = hashlib.sha256((tmp_path / "cut" / "last" / "metrics.csv").read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(meta))
+    pd.testing.assert_frame_equal(read_metrics(tmp_path / "cut"), cut.history, check_dtype=False)
+    resumed = smkit.train(_cfg(tiny_train_kwargs, tmp_path / "cut", resume=True, **kw))
+    assert list(resumed.history.columns) == HISTORY_COLUMNS
+    pd.testing.assert_frame_equal(resumed.history[COMPARED], full.history[COMPARED])
 
 
 def test_resume_needs_a_checkpoint_and_the_same_settings(tiny_train_kwargs, tmp_path):

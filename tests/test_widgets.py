@@ -67,7 +67,7 @@ def test_step_sets_strip_colours_labels_and_marker(model, gen):
         assert (shapes[0]["yref"], shapes[1]["yref"]) == ("y", "y2")
         assert ex.views.traj_marks.shapes[0]["x0"] == step
         assert f"step {step} of 0\u2013{S - 1}" in state["title"]
-    assert seen_soft, "with w_s = 0.9 some masked positions must be soft"
+    assert seen_soft, "with scale = 0.9 some masked positions must be soft"
 
 
 def test_the_explorer_opens_at_the_first_soft_step_and_ends_on_the_decoded_text(model, gen):
@@ -471,7 +471,7 @@ def test_sample_view_takes_a_trace_and_names_the_way_from_one_record(sudoku):
 
 
 def test_lambda_colours_span_the_gate_not_zero_to_one():
-    """A gate with w_s = 0.2 (the shipped models' range): lambda never passes 0.2, so the heatmap's colour bar runs
+    """A gate with scale = 0.2 (the shipped models' range): lambda never passes 0.2, so the heatmap's colour bar runs
     0..0.2 and says so, the strongest soft position is near full violet, and lambda 0 stays grey while the smallest
     soft lambda is already violet."""
     from smkit.widgets import figures as F
@@ -483,7 +483,7 @@ def test_lambda_colours_span_the_gate_not_zero_to_one():
     ex = TraceExplorer(g.trace, model=m)
     heat = ex.views.heatmaps.data[0]
     assert (heat.zmin, heat.zmax) == (0, pytest.approx(0.2))
-    assert list(heat.colorbar.ticktext) == ["0", "w_s 0.2"] and list(heat.colorbar.tickvals) == [0, pytest.approx(0.2)]
+    assert list(heat.colorbar.ticktext) == ["0", "scale 0.2"] and list(heat.colorbar.tickvals) == [0, pytest.approx(0.2)]
     scale = [tuple(c) for c in heat.colorscale]
     assert scale[0][1] == scale[1][1] == MASK_COLOUR and scale[1][0] == pytest.approx(1e-3 / 0.2)  # below 1e-3: grey
     assert scale[2] == (scale[1][0], SOFT_LIGHT) and scale[-1] == (1, SOFT_COLOUR)

@@ -40,8 +40,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
         "arrows of outrageous fortune, or to take arms against a sea of troubles. ") * 3
 
-# An untrained model's entropy is near log(V) ~ 3.3 nats: a centre w_b of -3.25 puts lambda(H) at half of w_s
-# there, so soft positions are visible in the page. w_s = 0.2, as on the shipped models: lambda never passes it.
+# An untrained model's entropy is near log(V) ~ 3.3 nats: a centre of -3.25 puts lambda(H) at half of the scale
+# there, so soft positions are visible in the page. scale = 0.2, as on the shipped models: lambda never passes it.
 # A "lambda" hook shuts the gate for steps 0-2, so the first step with a soft position is step 3.
 W_S, FIRST_SOFT = 0.2, 3
 NOTEBOOK_CELLS = [
@@ -351,7 +351,7 @@ def test_trace_explorer_in_jupyterlab(chromium, lab, tmp_path):
         zmax = page.evaluate(f"() => {HEATMAP_GD}.data[0].zmax")
         assert abs(zmax - W_S) < 1e-6 and abs(zmax - trace.meta["sm"]["scale"]) < 1e-6, zmax
         figures = page.evaluate(PLOT_GEOMETRY, explorer.element_handle())
-        assert {"0", f"w_s {W_S:g}"} <= set(figures[0]["colorbar"]), figures[0]["colorbar"]
+        assert {"0", f"scale {W_S:g}"} <= set(figures[0]["colorbar"]), figures[0]["colorbar"]
         output = page.evaluate("(el) => el.closest('.jp-OutputArea-output').getBoundingClientRect().right",
                                explorer.element_handle())
         assert_nothing_covered_or_clipped(figures, output)

@@ -30,13 +30,13 @@ def expected_states(rec, sample, mask_id) -> list[str]:
 
 
 def gate_top(trace) -> float:
-    """The largest lambda the trace's gate can give: its recorded w_s (lambda = w_s * sigmoid(...))."""
+    """The largest lambda the trace's gate can give: its recorded scale (lambda = scale * sigmoid(...))."""
     return float(trace.meta["sm"]["scale"])
 
 
 def expected_colours(rec, sample, mask_id, top: float) -> list[str]:
     """Background of every position: by state; a soft one blends light violet -> violet by lambda / top, top
-    being the gate's w_s (`gate_top`): the colour scale spans the lambdas the model can feed back."""
+    being the gate's scale (`gate_top`): the colour scale spans the lambdas the model can feed back."""
     lam = _np(rec.lam)[sample]
     return [blend(SOFT_LIGHT, SOFT_COLOUR, [lam[p] / top])[0] if s == "soft" else STATE_COLOURS[s]
             for p, s in enumerate(expected_states(rec, sample, mask_id))]

@@ -5,7 +5,7 @@ selected position changes, as `{trace index: properties}` and `{shape index: pro
 applies it inside `fig.batch_update()` and the exported page applies the same numbers from JavaScript.
 Heatmaps are position (x) by step (y, step 0 on top); shape 0..P-1 mark the step, P..2P-1 the position.
 The lambda heatmap uses the token strip's colours on the same scale: grey where lambda < 1e-3 (plain masked),
-light violet to violet from there up to w_s, the largest lambda the model's gate gives (`SampleView.lam_top`; the
+light violet to violet from there up to the scale, the largest lambda the model's gate gives (`SampleView.lam_top`; the
 colour bar says so); blank (white) cells are positions not masked after that step.
 Every figure leaves the top 60 px to plotly's toolbar: titles sit under it, never behind it.
 """
@@ -79,11 +79,11 @@ def heat_data(view: SampleView, field: str) -> dict:
 
 
 def lam_colour_props(view: SampleView) -> dict:
-    """The lambda heatmap's colours: zmax = w_s (`view.lam_top`), grey below SOFT_MIN_LAMBDA (plain masked), then
-    light violet to violet; the colour bar marks 0 and w_s (1 where the SM values are unknown)."""
+    """The lambda heatmap's colours: zmax = the gate's scale (`view.lam_top`), grey below SOFT_MIN_LAMBDA (plain
+    masked), then light violet to violet; the colour bar marks 0 and the scale (1 where the SM values are unknown)."""
     top, scale = view.lam_top, (view.soft_mask or {}).get("scale")
     cut = min(SOFT_MIN_LAMBDA / top, 1.0)
-    top_label = f"w_s {lambda_text(top)}" if scale is not None and float(scale) == top else "1"
+    top_label = f"scale {lambda_text(top)}" if scale is not None and float(scale) == top else "1"
     return dict(zmin=0, zmax=top, colorscale=[[0, MASK_COLOUR], [cut, MASK_COLOUR], [cut, SOFT_LIGHT], [1, SOFT_COLOUR]],
                 colorbar=dict(title=dict(text="\u03bb", side="top"), tickvals=[0, top], ticktext=["0", top_label]))
 
@@ -198,7 +198,7 @@ def entropy_max(view: SampleView) -> float:
 def lambda_figure(view: SampleView, step: int, pos: int, height: int = 300) -> go.Figure:
     hx, ly = lambda_curve(view.soft_mask, entropy_max(view))
     sm = view.soft_mask
-    name = (f"\u03bb(H): w_s={sm['scale']:.3f} w_a={sm['steepness']:.2f} w_b={sm['centre']:.2f}" if sm
+    name = (f"\u03bb(H): scale={sm['scale']:.3f} steepness={sm['steepness']:.2f} centre={sm['centre']:.2f}" if sm
             else "\u03bb(H) (w unknown)" if view.has_lambda else "no \u03bb: this decode feeds back none")
     fig = go.Figure([go.Scatter(x=hx, y=ly, mode="lines", name=name, line=dict(color="#555")),
                      go.Scatter(x=[], y=[], mode="markers", name="masked now",

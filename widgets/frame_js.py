@@ -26,7 +26,7 @@ function frame(model, el, kind, body, hint, legendNames) {
   const tip = part(kind + "-tip"), legend = part(kind + "-legend");
   tip.textContent = hint;
   const palette = model.get("palette") || {};
-  const names = Object.assign({ soft: "soft (shade: \u03bb from 0 to w_s)" }, legendNames);
+  const names = Object.assign({ soft: "soft (shade: \u03bb from 0 to the gate\u2019s scale)" }, legendNames);
   for (const name of Object.keys(palette)) {
     const chip = document.createElement("span");
     chip.className = "smkit-chip";

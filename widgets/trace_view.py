@@ -13,8 +13,8 @@ A position's state after step s is, first match wins: fixed (prompt / infill), r
 remasked (at step s), soft (still masked, lambda >= 1e-3: the next input mixes in candidates), masked
 (still masked, lambda below that), decoded (revealed at an earlier step).
 
-Lambda is shown on the scale of the model's gate: lambda = w_s * sigmoid(...) never exceeds w_s (0.07-0.21 on
-the shipped models), so colours run from 0 to w_s (`SampleView.lam_top`), not to 1. A soft position's colour
+Lambda is shown on the range of the model's gate: lambda = scale * sigmoid(...) never exceeds the scale (0.07-0.21
+on the shipped models), so colours run from 0 to the scale (`SampleView.lam_top`), not to 1. A soft position's colour
 starts at a light violet, never the grey of a plain masked one, so "the gate is shut" and "a little open" differ.
 """
 from __future__ import annotations
@@ -134,8 +134,8 @@ class SampleView:
 
     @property
     def lam_top(self) -> float:
-        """The top of lambda's colour scale: w_s, the largest lambda the gate can give, when the SM values are
-        known and w_s >= SOFT_MIN_LAMBDA; else 1, the largest lambda there is."""
+        """The top of lambda's colour scale: the gate's scale, the largest lambda it can give, when the SM values
+        are known and scale >= SOFT_MIN_LAMBDA; else 1, the largest lambda there is."""
         scale = (self.soft_mask or {}).get("scale")
         return float(scale) if scale is not None and scale >= SOFT_MIN_LAMBDA else 1.0
 

@@ -18,9 +18,9 @@ EPS = 1e-6  # keeps steepness > 0 and centre < 0 strictly, as in the authors' pa
 @dataclass(frozen=True)
 class SoftMaskParams:
     k: int = 3                 # top-k candidates mixed into a soft-masked input
-    scale: float = 0.0067      # w_s in [0, 1]: the initial ~0 starts training with SM switched off (the paper's)
-    centre: float = -0.75      # w_b < 0: lambda is half-open at entropy -w_b nats
-    steepness: float = 6.66    # w_a > 0
+    scale: float = 0.0067      # in [0, 1]: the initial ~0 starts training with SM switched off (the paper's)
+    centre: float = -0.75      # < 0: lambda is half-open at entropy -centre nats
+    steepness: float = 6.66    # > 0
 
     def validate(self, where: str = "sm", vocab_size: int | None = None) -> "SoftMaskParams":
         """Check every value; an error names `where.<field>` and what is allowed. With `vocab_size`, k must also fit
@@ -30,11 +30,11 @@ class SoftMaskParams:
             allowed = "an integer >= 1" if top is None else f"an integer in [1, {top}] (the vocabulary without [MASK])"
             raise ConfigError(f"{where}.k={self.k!r}: the number of top-k candidates must be {allowed}")
         if not is_number(self.scale) or not 0 <= self.scale <= 1:
-            raise ConfigError(f"{where}.scale={self.scale!r}: w_s must be a number in [0, 1]")
+            raise ConfigError(f"{where}.scale={self.scale!r}: must be a number in [0, 1]")
         if not is_number(self.centre) or not self.centre < -EPS:
-            raise ConfigError(f"{where}.centre={self.centre!r}: w_b must be a number < -1e-6")
+            raise ConfigError(f"{where}.centre={self.centre!r}: must be a number < -1e-6")
         if not is_number(self.steepness) or not self.steepness > EPS:
-            raise ConfigError(f"{where}.steepness={self.steepness!r}: w_a must be a number > 1e-6")
+            raise ConfigError(f"{where}.steepness={self.steepness!r}: must be a number > 1e-6")
         return self
 
     def to_dict(self) -> dict:

@@ -39,7 +39,7 @@ class SamplingConfig:
     top_k: Optional[int] = None            # sample among the top_k tokens only (SM untouched)
     top_p: Optional[float] = None          # nucleus mass in (0, 1] for sampling (SM untouched)
     sm: Optional[dict] = None              # override some SM values: {"k", "scale", "centre", "steepness"} (default: the model's)
-    lambda_schedule: str = "none"          # none | linear (w_s x fraction masked) | stepwise (w_s while > half masked)
+    lambda_schedule: str = "none"          # none | linear (scale x fraction masked) | stepwise (scale while > half masked)
     block_length: Optional[int] = None     # semi-autoregressive blocks over the generated span
     threshold: float = 0.9                 # strategy threshold: reveal where max prob > threshold, in (0, 1]
     eta: Optional[float] = None            # ReMDM eta in [0, 1] (default 0.008 cap, 0.015 rescale, 0.02 loop)

@@ -26,7 +26,7 @@ from ..core.schedules import sample_t
 from .update import LR_SCHEDULES, draw_soft_mask, lr_factor, set_learning_rates, sm_update, step_generator
 from .update import make_optimizer as _make_optimizer
 
-HISTORY_COLUMNS = ["step", "loss", "soft_mask", "t", "w_s", "w_a", "w_b"]
+HISTORY_COLUMNS = ["step", "loss", "soft_mask", "t", "scale", "steepness", "centre"]
 
 
 @dataclass
@@ -203,7 +203,7 @@ def finetune(model: DiffusionLM, examples, config: FinetuneConfig | dict | None 
             w = model.soft_mask.values()
             rows.append([step + 1, float(loss), use_sm, float(t) if t is not None else float("nan"),
                          w["scale"], w["steepness"], w["centre"]])
-            bar.set_postfix(loss=f"{rows[-1][1]:.3f}", w_s=f"{w['scale']:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{rows[-1][1]:.3f}", scale=f"{w['scale']:.3f}", refresh=False)
     bar.close()
     model.eval()
     return FinetuneResult(model, pd.DataFrame(rows, columns=HISTORY_COLUMNS))

@@ -25,6 +25,7 @@ from ..models.dit import PRESETS as DIT_PRESETS
 from ..core.config import ConfigError, check, from_mapping, is_int, with_overrides
 from .continued import load_base
 from ..io.data import TOKENIZER_KINDS, is_pretrained_tokenizer_name
+from ..io.metrics import read_metrics
 from ..io.outputs import run_folder
 from .distributed import Runtime
 from ..models.denoiser import DiffusionLM, ModelConfig
@@ -39,7 +40,7 @@ from .batches import prepare_data
 from .update import LR_SCHEDULES, draw_soft_mask, lr_factor, set_learning_rates, sm_update, step_generator
 from .update import make_optimizer as _make_optimizer
 
-HISTORY_COLUMNS = ["step", "forward_passes", "loss", "soft_mask", "lr", "w_s", "w_a", "w_b", "tokens_per_s",
+HISTORY_COLUMNS = ["step", "forward_passes", "loss", "soft_mask", "lr", "scale", "steepness", "centre", "tokens_per_s",
                    "elapsed_s", "val_bound", "val_bound_sm"]
 
 
@@ -384,7 +385,7 @@ class Trainer:
         self.step = meta["trainer"]["step"]
         self.forward_passes = meta["trainer"]["forward_passes"]
         self.batches.skip_updates(self.step, self.per_process)
-        hist = pd.read_csv(path / "metrics.csv")
+        hist = read_metrics(path / "metrics.csv")  # a run begun by an earlier smkit has the paper's column names
         self.rows = [list(r) for r in hist[HISTORY_COLUMNS].itertuples(index=False)]
 
     # ------------------------------------------------------------------ loop
@@ -480,7 +481,7 @@ class Trainer:
                 tokens, window_start = 0, time.perf_counter()
                 postfix = {"loss": f"{loss:.3f}"}
                 if cfg.soft_mask:  # the gate's scale means nothing while training a binary model
-                    postfix["w_s"] = f"{w['scale']:.3f}"
+                    postfix["scale"] = f"{w['scale']:.3f}"
                 bar.set_postfix(postfix, refresh=False)
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and not last_step:
                 self._save(self.out_dir / "last")
