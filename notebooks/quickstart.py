@@ -72,7 +72,8 @@ PROMPTS = {"python": "import os\n\n\ndef ", "shakespeare": "ROMEO.\n"}  # a star
 if prompt is None:
     prompt = PROMPTS.get((getattr(m, "train_config", None) or {}).get("corpus"), "")
 w = m.soft_mask.values()
-print(f"model {model or 'default'}: k={w['k']} w_s={w['scale']:.3f} w_a={w['steepness']:.2f} w_b={w['centre']:.3f}")
+print(f"model {model or 'default'}: k={w['k']} scale={w['scale']:.3f} steepness={w['steepness']:.2f} "
+      f"centre={w['centre']:.3f}")
 
 # %% [markdown]
 # ## Decode: same prompt, same seed, same budget
@@ -119,7 +120,7 @@ if changed:
           f"{tok.decode([sm_run.tokens[i, pos].item()])!r}. On the SM lambda heatmap below, column {pos} {fed}.")
 else:
     w = m.soft_mask.values()
-    print(f"No sample changed: this model's gate is nearly shut (w_s = {w['scale']:.4f}), so SM inputs are almost "
+    print(f"No sample changed: this model's gate is nearly shut (scale = {w['scale']:.4f}), so SM inputs are almost "
           f"pure [MASK] embeddings at this model's entropies: see the sudoku solver below, where the gate is open.")
 
 # %% [markdown]
@@ -156,7 +157,7 @@ if solver is not None:
     on, off = shown["SM on"], shown["SM off"]
     differ = [i for i in range(puzzles) if on.texts[i] != off.texts[i]]
     w = sm_solver.soft_mask.values()
-    print(f"{solver}: w_s={w['scale']:.3f} w_b={w['centre']:.2f}; SM changed {len(differ)} of {puzzles} answers; "
+    print(f"{solver}: scale={w['scale']:.3f} centre={w['centre']:.2f}; SM changed {len(differ)} of {puzzles} answers; "
           f"solved: SM off {sum(off.correct)}, SM on {sum(on.correct)}")
     if differ:
         i = differ[0]

@@ -71,7 +71,7 @@ if not loaded:
 for name, m in loaded.items():
     w = m.soft_mask.values()
     print(f"{name}: trained on {tasks.for_model(m)}, SM training {m.train_config.get('soft_mask')}, "
-          f"w_s={w['scale']:.3f} w_b={w['centre']:.2f} w_a={w['steepness']:.2f}")
+          f"scale={w['scale']:.3f} centre={w['centre']:.2f} steepness={w['steepness']:.2f}")
 
 # %% [markdown]
 # ## Accuracy against cells revealed per step
