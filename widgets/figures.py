@@ -198,7 +198,7 @@ def entropy_max(view: SampleView) -> float:
 def lambda_figure(view: SampleView, step: int, pos: int, height: int = 300) -> go.Figure:
     hx, ly = lambda_curve(view.soft_mask, entropy_max(view))
     sm = view.soft_mask
-    name = (f"\u03bb(H): scale={sm['scale']:.3f} steepness={sm['steepness']:.2f} centre={sm['centre']:.2f}" if sm
+    name = (f"\u03bb(H): scale={sm['scale']:.3f}<br>steepness={sm['steepness']:.2f} centre={sm['centre']:.2f}" if sm
             else "\u03bb(H) (w unknown)" if view.has_lambda else "no \u03bb: this decode feeds back none")
     fig = go.Figure([go.Scatter(x=hx, y=ly, mode="lines", name=name, line=dict(color="#555")),
                      go.Scatter(x=[], y=[], mode="markers", name="masked now",
