@@ -91,9 +91,11 @@ def _cmd_train(args) -> int:
         print(dry_run(TrainConfig.from_dict(values), processes=args.dry_run_processes).summary())
         return 0
     cfg = TrainConfig.from_dict(values).validate()
+    import os
     from pathlib import Path
     from .io.outputs import run_folder
-    run_folder(Path(cfg.out_dir).expanduser(), "--out-dir", resume=cfg.resume, overwrite=overwrite)
+    if os.environ.get("RANK", "0") in ("", "0"):   # under `accelerate launch` only rank 0 writes, and checks
+        run_folder(Path(cfg.out_dir).expanduser(), "--out-dir", resume=cfg.resume, overwrite=overwrite)
     result = train(cfg)
     if result.rank != 0:
         return 0

@@ -271,8 +271,11 @@ class Trainer:
         check(not (self.runtime.fsdp and cfg.ema), "ema", cfg.ema, "must be 0 under FSDP (sharded weights)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        # where the results go is checked before the base, the data or the model are touched
-        self.out_dir = run_folder(Path(cfg.out_dir).expanduser(), "out_dir", resume=cfg.resume)
+        # where the results go is checked before the base, the data or the model are touched (by the process
+        # that writes them: the others write nothing, not even the probe)
+        self.out_dir = Path(cfg.out_dir).expanduser()
+        if self.runtime.is_main:
+            run_folder(self.out_dir, "out_dir", resume=cfg.resume)
         self.device = self.runtime.device
         self.bf16 = resolve_bf16(cfg.bf16, self.device)
         last = self.out_dir / "last"
