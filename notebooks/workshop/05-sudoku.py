@@ -117,9 +117,10 @@ print(f"\nthe reference answer is valid: {task.check(example, example.answer)}; 
 # a normal interval pulled towards 1/2, so it stays inside [0, 1] and is honest at 0 or n successes.
 # **Comparing two settings:** when their two 95% intervals do not overlap, the difference is clear (at a level
 # stricter than 95%, in fact); when they overlap, it may still be clear (two intervals can overlap a little while
-# the difference is not in doubt), so look at the interval of the *difference*. When both settings decode the same puzzles, pair them: only the puzzles one
-# solves and the other does not count, and what the two share (an easy puzzle, a hard one) cancels. Every
-# comparison below is such a paired 95% interval of the difference in solved share.
+# the difference is not in doubt), so look at the interval of the *difference*. When both settings decode the same
+# puzzles, pair them: only the puzzles one solves and the other does not count, and what the two share (an easy
+# puzzle, a hard one) cancels. Every comparison below is such a paired 95% interval of the difference in solved
+# share.
 
 # %%
 import time
