@@ -4,6 +4,7 @@ selectivity, and the curve of solved share against training updates.
     python -m study.solver_eval table MODEL [MODEL ...] [--n 1000] [--givens 72] [--out FILE.json]
     python -m study.solver_eval gate MODEL [--n 200] [--givens 72] [--out FILE.json]
     python -m study.solver_eval curve RUN_DIR [RUN_DIR ...] [--n 300] [--givens 72] [--out FILE.csv]
+    python -m study.solver_eval markdown FILE.json [--write DOC.md]
 
 MODEL: a shipped name (sudoku-sm) or a model folder (runs/solver/sudoku-sm-twin/model). Every setting decodes
 the same n held-out puzzles (`smkit.tasks.evaluate`, the `test` split, never in a training stream) with the
@@ -14,6 +15,9 @@ means ceil(blanks / c) steps, as notebooks/workshop/05 counts them.
 after each step, against how hard that blank is on the board the model saw: its candidates (digits not yet in
 its row, column or box; 1 = forced by the rules, an easy blank) and the entropy of the model's distribution.
 A selective gate opens differently at easy and hard blanks; one that is the same everywhere is not selective.
+
+`markdown`: a `table` file as a Markdown table (rows: model and SM, columns: rule and cells per step, each cell the
+solved share and its interval); `--write` replaces the document's `<!-- table:solver-givens-N -->` block with it.
 
 `curve`: RUN_DIR/snapshots/step-N (configs/tasks/solver.sh keeps one per checkpoint) and RUN_DIR/model, each
 decoded with random and margin order at one cell per step, SM off; an existing --out file keeps its points and
@@ -210,6 +214,42 @@ def cmd_curve(args) -> list[dict]:
     return rows
 
 
+def markdown_table(data: dict) -> str:
+    rows = data["rows"]
+    columns = sorted({(r["cells_per_step"], RULES.index(r["strategy"])) for r in rows})
+    solvers = list(dict.fromkeys((r["model"], r["soft_mask"]) for r in rows))
+    head = [f"{RULES[rule]}, {cells} cell{'s' if cells > 1 else ''}" for cells, rule in columns]
+    lines = [f"{rows[0]['n']} fresh puzzles with {data['givens']} givens, solved share "
+             "[Wilson 95%]:", "", "| solver | decoding | " + " | ".join(head) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for model, sm in solvers:
+        has_sm = any(r["model"] == model and r["soft_mask"] for r in rows)
+        cells = []
+        for c, rule in columns:
+            r = next((r for r in rows if (r["model"], r["soft_mask"], r["cells_per_step"], r["strategy"])
+                      == (model, sm, c, RULES[rule])), None)
+            cells.append("" if r is None else f"{r['share']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+        decoding = ("SM on" if sm else "SM off") if has_sm else "binary"
+        lines.append(f"| `{model}` | {decoding} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cmd_markdown(args) -> str:
+    data = json.loads(Path(args.table).read_text())
+    text = markdown_table(data)
+    if args.write:
+        doc = Path(args.write)
+        start, end = f"<!-- table:solver-givens-{data['givens']} -->\n", f"\n<!-- /table:solver-givens-{data['givens']} -->"
+        body = doc.read_text()
+        if body.count(start) != 1 or body.count(end) != 1:
+            raise SystemExit(f"--write {doc}: needs one {start.strip()} ... {end.strip()} block")
+        head, rest = body.split(start, 1)
+        doc.write_text(head + start + text + end + rest.split(end, 1)[1])
+    else:
+        print(text)
+    return text
+
+
 def write_json(path, data) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=1) + "\n")
@@ -218,6 +258,9 @@ def write_json(path, data) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
+    md = sub.add_parser("markdown")
+    md.add_argument("table")
+    md.add_argument("--write", default=None)
     for name in ("table", "gate", "curve"):
         s = sub.add_parser(name)
         s.add_argument("--givens", type=int, default=72)
@@ -238,6 +281,9 @@ def main(argv=None) -> None:
             s.add_argument("--n", type=int, default=300)
             s.add_argument("--strategies", nargs="+", default=["random", "margin"], choices=RULES)
     args = p.parse_args(argv)
+    if args.command == "markdown":
+        cmd_markdown(args)
+        return
     import torch
     torch.set_num_threads(args.threads)
     {"table": cmd_table, "gate": cmd_gate, "curve": cmd_curve}[args.command](args)

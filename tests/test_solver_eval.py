@@ -84,3 +84,26 @@ def test_gate_and_table_run_on_the_shipped_sm_solver(tmp_path):
     rows = json.loads((tmp_path / "table.json").read_text())["rows"]
     assert [(r["soft_mask"], r["steps"], r["n"]) for r in rows] == [(True, 3, 3), (False, 3, 3)]
     assert all(0 <= r["ci_low"] <= r["share"] <= r["ci_high"] <= 1 for r in rows)
+
+
+def test_results_solver_table_is_what_its_command_writes():
+    """docs/results.md's 50-givens table is rendered from the committed table file (a hand edit fails here)."""
+    ev = load_study()
+    data = json.loads((ROOT / "docs" / "results" / "solver" / "table-50.json").read_text())
+    text = (ROOT / "docs" / "results.md").read_text()
+    block = text.split("<!-- table:solver-givens-50 -->\n", 1)[1].split("\n<!-- /table:solver-givens-50 -->", 1)[0]
+    assert block == ev.markdown_table(data), "run python -m study.solver_eval markdown ... --write docs/results.md"
+    assert "| `sudoku-sm` | SM on | 0.419 [0.389, 0.450] |" in block
+
+
+def test_markdown_table_puts_each_setting_in_its_column():
+    ev = load_study()
+    rows = [{"model": m, "strategy": rule, "cells_per_step": c, "soft_mask": sm, "n": 10, "share": share,
+             "ci_low": share - 0.1, "ci_high": share + 0.1}
+            for m, sm, rule, c, share in [("b", False, "margin", 1, 0.9), ("b", False, "random", 4, 0.2),
+                                          ("s", True, "random", 4, 0.4), ("s", False, "margin", 1, 0.8)]]
+    lines = ev.markdown_table({"givens": 50, "rows": rows}).splitlines()
+    assert lines[2] == "| solver | decoding | margin, 1 cell | random, 4 cells |"
+    assert lines[4] == "| `b` | binary | 0.900 [0.800, 1.000] | 0.200 [0.100, 0.300] |"
+    assert lines[5] == "| `s` | SM on |  | 0.400 [0.300, 0.500] |"
+    assert lines[6] == "| `s` | SM off | 0.800 [0.700, 0.900] |  |"
