@@ -11,19 +11,23 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PAPER = CONFIGS / "paper-owt.yaml"
 
 
-def _leftovers() -> set:
-    return set(Path(tempfile.gettempdir()).glob("smkit-dry-run-*"))
+@pytest.fixture
+def private_tmp(tmp_path_factory, monkeypatch) -> Path:
+    """A temp folder of the test's own, so a dry run elsewhere on the machine cannot look like its leftover."""
+    folder = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_shipped_recipes_pass_the_dry_run(config, tmp_path, monkeypatch, capsys):
+def test_shipped_recipes_pass_the_dry_run(config, tmp_path, private_tmp, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a run would write runs/... here
-    before = _leftovers()
     processes = ["--dry-run-processes", "8"] if config == PAPER else []
     assert main(["train", "--config", str(config), "--dry-run", *processes]) == 0
     out = capsys.readouterr().out
     assert "dry run passed" in out and "2 updates on the local sample" in out
-    assert list(tmp_path.iterdir()) == [] and _leftovers() == before  # nothing permanent written
+    assert list(tmp_path.iterdir()) == [] and list(private_tmp.iterdir()) == []  # nothing permanent written
     if config == PAPER:
         # the full-size model, counted at the GPT-2 vocabulary + [MASK]; every update of p_sm=0.8 drawn for seed 0
         assert "full-size model 169,627,221 parameters" in out  # the paper's DiT (169M) + 3 SM scalars
@@ -43,14 +47,13 @@ def test_shipped_recipes_pass_the_dry_run(config, tmp_path, monkeypatch, capsys)
     ({"sm": {"k": 0}}, "sm.k=0"),
     ({"k": 0}, "give the soft-masking values in sm only"),
 ])
-def test_rotted_recipe_fails_before_compute(change, words, tmp_path, capsys):
+def test_rotted_recipe_fails_before_compute(change, words, tmp_path, private_tmp, capsys):
     recipe = {**yaml.safe_load(PAPER.read_text()), **change}
     (tmp_path / "rotted.yaml").write_text(yaml.safe_dump(recipe))
-    before = _leftovers()
     assert main(["train", "--config", str(tmp_path / "rotted.yaml"), "--dry-run", "--dry-run-processes", "8"]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
-    assert _leftovers() == before
+    assert list(private_tmp.iterdir()) == []
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))

@@ -6,7 +6,8 @@ import torch
 
 import smkit
 from smkit.core.errors import TraceError
-from smkit.core.filmstrip import filmstrip, frame_steps, states, text_of
+from smkit.core.filmstrip import filmstrip, frame_steps, states
+from smkit.core.tokens import text_of
 
 
 def test_frame_steps():

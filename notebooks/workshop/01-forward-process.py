@@ -101,7 +101,7 @@ print("   " + " | ".join(repr(tok.decode([i]))[1:-1] for i in ids.tolist()))
 # token (it may hide several characters).
 
 # %%
-from smkit.core.filmstrip import text_of
+from smkit.core.tokens import text_of
 
 gen = torch.Generator().manual_seed(seed)
 for tv in t_values:

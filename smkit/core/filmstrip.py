@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .errors import TraceError
+from .tokens import text_of
 
 MASK_TEXT = "\u00b7"   # a middle dot: one masked token
 
@@ -34,21 +35,6 @@ def states(trace, sample: int = 0) -> torch.Tensor:
     start = torch.where(first.masked_before[sample], torch.full_like(first.tokens[sample], trace.meta["mask_id"]),
                         first.tokens[sample])
     return torch.cat([start[None], trace.tokens[:, sample]])
-
-
-def text_of(ids, tokenizer, mask_id: int, mask_text: str = MASK_TEXT) -> str:
-    """Decode `ids`, each [MASK] shown as `mask_text` (runs of real tokens are decoded together)."""
-    parts, run = [], []
-    for i in list(ids) + [None]:
-        if i is None or i == mask_id:
-            if run:
-                parts.append(tokenizer.decode(run))
-                run = []
-            if i is not None:
-                parts.append(mask_text)
-        else:
-            run.append(i)
-    return "".join(parts)
 
 
 def filmstrip(trace, sample: int = 0, frames: int = 8, render=None, tokenizer=None, mask_text: str = MASK_TEXT,

@@ -1,4 +1,4 @@
-"""The mask token's text and the check that a tokenizer fits a model built by smkit (its last id is the mask)."""
+"""The mask token's text, text with masks shown, and the check that a tokenizer fits a model built by smkit (its last id is the mask)."""
 from __future__ import annotations
 
 from .errors import DataError
@@ -19,3 +19,18 @@ def check_tokenizer(tokenizer, vocab_size: int | None = None, mask_id: int | Non
         raise DataError(f"tokenizer has {n} ids but the model's vocabulary has {vocab_size}: they do not match")
     if mask_id is not None and tokenizer.mask_token_id != mask_id:
         raise DataError(f"tokenizer mask id {tokenizer.mask_token_id} != model mask_id {mask_id}")
+
+
+def text_of(ids, tokenizer, mask_id: int, mask_text: str) -> str:
+    """Decode `ids`, each [MASK] shown as `mask_text` (runs of real tokens are decoded together)."""
+    parts, run = [], []
+    for i in list(ids) + [None]:
+        if i is None or i == mask_id:
+            if run:
+                parts.append(tokenizer.decode(run))
+                run = []
+            if i is not None:
+                parts.append(mask_text)
+        else:
+            run.append(i)
+    return "".join(parts)

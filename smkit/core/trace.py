@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import TraceError, TraceStepError
+from .tokens import text_of
 from .trace_codec import PRECISIONS, ROW_FIELDS, Layout, StepDecoder, StepEncoder
 
 FORMAT = "smkit-trace/2"
@@ -414,20 +415,7 @@ class Trace:
         rows = self.tokens_after(step).tolist()
         if mask_text is None:
             return [tok.decode(r) for r in rows]
-        out = []
-        for r in rows:
-            parts, run = [], []
-            for i in r + [None]:
-                if i is None or i == self.mask_id:
-                    if run:
-                        parts.append(tok.decode(run))
-                        run = []
-                    if i is not None:
-                        parts.append(mask_text)
-                else:
-                    run.append(i)
-            out.append("".join(parts))
-        return out
+        return [text_of(r, tok, self.mask_id, mask_text) for r in rows]
 
     def to_pandas(self, steps=None, samples=None, positions=None):
         """One row per (sample, step, position), for the steps / samples / positions asked (each an int, a list,
