@@ -17,7 +17,7 @@ its row, column or box; 1 = forced by the rules, an easy blank) and the entropy 
 A selective gate opens differently at easy and hard blanks; one that is the same everywhere is not selective.
 
 `markdown`: a `table` file as a Markdown table (rows: model and SM, columns: rule and cells per step, each cell the
-solved share and its interval); `--write` replaces the document's `<!-- table:solver-givens-N -->` block with it.
+solved share and its interval); `--write` refreshes the document's `<!-- table:solver-givens-N -->` block (study.report.refresh).
 
 `curve`: RUN_DIR/snapshots/step-N (configs/tasks/solver.sh keeps one per checkpoint) and RUN_DIR/model, each
 decoded with random and margin order at one cell per step, SM off; an existing --out file keeps its points and
@@ -222,14 +222,14 @@ def markdown_table(data: dict) -> str:
     lines = [f"{rows[0]['n']} fresh puzzles with {data['givens']} givens, solved share "
              "[Wilson 95%]:", "", "| solver | decoding | " + " | ".join(head) + " |",
              "|---|---|" + "---|" * len(columns)]
+    by_setting = {(r["model"], r["soft_mask"], r["cells_per_step"], r["strategy"]): r for r in rows}
+    with_sm = {r["model"] for r in rows if r["soft_mask"]}
     for model, sm in solvers:
-        has_sm = any(r["model"] == model and r["soft_mask"] for r in rows)
         cells = []
         for c, rule in columns:
-            r = next((r for r in rows if (r["model"], r["soft_mask"], r["cells_per_step"], r["strategy"])
-                      == (model, sm, c, RULES[rule])), None)
+            r = by_setting.get((model, sm, c, RULES[rule]))
             cells.append("" if r is None else f"{r['share']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
-        decoding = ("SM on" if sm else "SM off") if has_sm else "binary"
+        decoding = ("SM on" if sm else "SM off") if model in with_sm else "binary"
         lines.append(f"| `{model}` | {decoding} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -238,13 +238,8 @@ def cmd_markdown(args) -> str:
     data = json.loads(Path(args.table).read_text())
     text = markdown_table(data)
     if args.write:
-        doc = Path(args.write)
-        start, end = f"<!-- table:solver-givens-{data['givens']} -->\n", f"\n<!-- /table:solver-givens-{data['givens']} -->"
-        body = doc.read_text()
-        if body.count(start) != 1 or body.count(end) != 1:
-            raise SystemExit(f"--write {doc}: needs one {start.strip()} ... {end.strip()} block")
-        head, rest = body.split(start, 1)
-        doc.write_text(head + start + text + end + rest.split(end, 1)[1])
+        from study.report import refresh
+        refresh(Path(args.write), {f"solver-givens-{data['givens']}": text})
     else:
         print(text)
     return text
