@@ -5,7 +5,7 @@ Reproduce every shipped model from scratch, then ship:
     bash configs/continued/run.sh shakespeare        # base -> SM and binary continuations
     bash configs/continued/run.sh python
     for m in sm binary; do smkit train --config configs/continued/python-$m-long.yaml; done
-    bash configs/tasks/solver.sh                     # sudoku base -> SM and binary twins
+    bash configs/tasks/solver.sh                     # sudoku base -> binary twin -> SM and binary twins
     python scripts/ship_pretrained.py
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ SHIPPED = {
                            (f"runs/continued/python-{mode}-long", f"configs/continued/python-{mode}-long.yaml")])
        for mode in ("sm", "binary")},
     **{f"sudoku-{mode}": (("runs/solver/sudoku-base", "configs/tasks/sudoku-base.yaml"),
-                          [(f"runs/solver/sudoku-{mode}-twin", f"configs/tasks/sudoku-{mode}-twin.yaml")])
+                          [("runs/solver/sudoku-binary-twin", "configs/tasks/sudoku-binary-twin.yaml"),
+                           (f"runs/solver/sudoku-{mode}-round2", f"configs/tasks/sudoku-{mode}-round2.yaml")])
        for mode in ("sm", "binary")},
 }
 

@@ -11,7 +11,7 @@ the same n held-out puzzles (`smkit.tasks.evaluate`, the `test` split, never in 
 notebooks' defaults (temperature 1), and reports the solved share with its Wilson 95% interval. Cells per step c
 means ceil(blanks / c) steps, as notebooks/workshop/05 counts them.
 
-`gate`: decodes with SM on (margin, one cell per step, trace kept) and reads lambda at every blank still masked
+`gate`: decodes with SM on (--strategy, margin by default; one cell per step, trace kept) and reads lambda at every blank still masked
 after each step, against how hard that blank is on the board the model saw: its candidates (digits not yet in
 its row, column or box; 1 = forced by the rules, an easy blank) and the entropy of the model's distribution.
 A selective gate opens differently at easy and hard blanks; one that is the same everywhere is not selective.
@@ -132,7 +132,7 @@ def cmd_gate(args) -> dict:
     for start in range(0, args.n, args.batch_size):
         chunk = examples[start:start + args.batch_size]
         g = generate(model, infill=[e.puzzle for e in chunk], num_samples=len(chunk), length=task.length,
-                     steps=task.masked, strategy="margin", soft_mask=True, seed=args.seed, first_sample=start,
+                     steps=task.masked, strategy=args.strategy, soft_mask=True, seed=args.seed, first_sample=start,
                      trace=True)
         tr, mask_id = g.trace, g.trace.meta["mask_id"]
         answer = board_digits(_answer_ids(task, chunk), model.tokenizer, mask_id)
@@ -149,7 +149,8 @@ def cmd_gate(args) -> dict:
             cand.append(n_cand[still_cells])
             right.append((top_digit == answer)[still_cells])
     lam, ent, cand, right = (np.concatenate(x) for x in (lam, ent, cand, right))
-    out = {"model": args.model, "givens": args.givens, "n_puzzles": args.n, "blanks_seen": int(len(lam)),
+    out = {"model": args.model, "givens": args.givens, "strategy": args.strategy, "n_puzzles": args.n,
+           "blanks_seen": int(len(lam)),
            "soft_mask": model.soft_mask.values(), "lambda_mean": float(lam.mean()),
            "lambda_q10_q50_q90": [float(q) for q in np.quantile(lam, [0.1, 0.5, 0.9])],
            "by_candidates": {}, "by_entropy": {}, "by_top1_correct": {}}
@@ -271,6 +272,7 @@ def main(argv=None) -> None:
         elif name == "gate":
             s.add_argument("model")
             s.add_argument("--n", type=int, default=200)
+            s.add_argument("--strategy", default="margin", choices=RULES)
         else:
             s.add_argument("runs", nargs="+")
             s.add_argument("--n", type=int, default=300)

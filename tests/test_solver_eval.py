@@ -10,6 +10,8 @@ import numpy as np
 import yaml
 
 from smkit import tasks
+from smkit.io.checkpoint import read_manifest
+from smkit.io.model_files import PRETRAINED_DIR
 from smkit.tasks.base import encode
 from smkit.tasks.sudoku import random_grid
 from smkit.training.train import TrainConfig
@@ -72,6 +74,21 @@ def test_the_twins_are_valid_configs_that_differ_only_in_soft_mask():
     assert {k for k in sm if sm[k] != binary[k]} == {"soft_mask", "out_dir"}
     assert sm["soft_mask"] and not binary["soft_mask"] and not configs["base"]["soft_mask"]
     assert sm["init_from"] == configs["base"]["out_dir"] + "/model"
+
+
+def test_the_shipped_round_two_twins_differ_only_in_soft_mask_and_start_from_the_first_binary_twin():
+    configs = {n: yaml.safe_load((ROOT / "configs" / "tasks" / f"sudoku-{n}.yaml").read_text())
+               for n in ("sm-round2", "binary-round2", "binary-twin")}
+    for values in configs.values():
+        TrainConfig.from_dict(dict(values)).validate()
+    sm, binary = configs["sm-round2"], configs["binary-round2"]
+    assert {k for k in sm if sm[k] != binary[k]} == {"soft_mask", "sm", "out_dir"}
+    assert sm["soft_mask"] and not binary["soft_mask"]
+    assert sm["sm"]["scale"] == 0.5 and binary["sm"]["scale"] == 0.0067      # the SM twin's gate starts open
+    assert sm["init_from"] == binary["init_from"] == configs["binary-twin"]["out_dir"] + "/model"
+    shipped = read_manifest(PRETRAINED_DIR / "sudoku-sm")
+    assert [s["config"] for s in shipped["stages"]] == ["configs/tasks/sudoku-binary-twin.yaml",
+                                                                 "configs/tasks/sudoku-sm-round2.yaml"]
 
 
 def test_gate_and_table_run_on_the_shipped_sm_solver(tmp_path):

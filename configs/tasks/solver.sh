@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The shipped sudoku pair (issue 22): a binary base on varied difficulty, then its SM and binary twins side by
-# side, one thread each (configs/tasks/sudoku-base.yaml, sudoku-sm-twin.yaml, sudoku-binary-twin.yaml).
+# side, one thread each (configs/tasks/sudoku-base.yaml, sudoku-sm-twin.yaml, sudoku-binary-twin.yaml), then a
+# second round of twins from the binary twin (sudoku-sm-round2.yaml with its gate starting open, and
+# sudoku-binary-round2.yaml): the shipped pair.
 # Re-run to continue: a finished run (out/model exists) is skipped, a started one resumes from out/last.
 # While a run trains, every checkpoint's model (out/last, every checkpoint_every updates) is also kept as
 # out/snapshots/step-N (weights and manifest only, no optimizer), for the curve of solved share against updates.
@@ -38,5 +40,9 @@ train() {  # train NAME: runs/solver/NAME from configs/tasks/NAME.yaml
 train sudoku-base
 train sudoku-sm-twin & sm=$!            # the twins side by side, one thread each
 train sudoku-binary-twin & binary=$!
+wait $sm
+wait $binary
+train sudoku-sm-round2 & sm=$!
+train sudoku-binary-round2 & binary=$!
 wait $sm
 wait $binary

@@ -346,7 +346,7 @@ if shipped:
 # One puzzle decoded by `sm_model` with SM on (by `binary_model` when there is no SM twin), `cells_per_step[-1]`
 # cells per step, `margin` order. For each step, three panels: the board (`.` still blank, `*` before a digit
 # revealed at this step); the model's best digit at every blank still open; and lambda, the weight of its guesses
-# in the blank's next input, in thousandths (`64` = 0.064, `0` = below 0.0005, `-` where the cell is filled):
+# in the blank's next input, in thousandths (`411` = 0.411, `0` = below 0.0005, `-` where the cell is filled):
 # lambda never exceeds the gate's w_s (printed above), so compare it with w_s, not with 1.
 # **What to look for:** a blank whose lambda is high is fed its guess as a partial digit on the next pass; if
 # all lambdas are 0, the gate is shut (w_s printed above) and SM decodes like binary. A useful gate is

@@ -1,0 +1,41 @@
+"""study/lambda_sweep.py (which lambda lowers a sudoku solver's loss, by entropy) on the shipped SM solver: the
+decode states mask only blanks, lambda 0 everywhere is exactly the plain masked input, and every blank lands in
+one entropy bin."""
+import json
+
+import torch
+
+import smkit
+from smkit import tasks
+from study import lambda_sweep
+
+
+def test_decode_states_mask_some_blanks_and_never_a_given():
+    task = tasks.get("sudoku", givens=50)
+    examples = task.generate(40, 3, split="test")
+    answers, masked = lambda_sweep.decode_states(task, examples, seed=3)
+    for example, row, m in zip(examples, answers, masked):
+        given = torch.tensor(example.fixed)
+        assert not (m & given).any()
+        assert int(m.sum()) <= example.masked
+    shares = masked.sum(-1).float() / 31
+    assert shares.min() < 0.25 and shares.max() > 0.75          # states from early and late in a decode
+
+
+def test_lambda_zero_everywhere_is_the_plain_masked_input():
+    model = smkit.load_pretrained("sudoku-sm")
+    task = tasks.get("sudoku", givens=50)
+    out = lambda_sweep.sweep(model, task, n=24, seed=1, values=(0.0, 1.0), batch_size=10)
+    # the same states, scored with the plain [MASK] input and no SM at all
+    answers, masked = lambda_sweep.decode_states(task, task.generate(24, 1, split="test"), seed=1)
+    keep = masked.any(-1)
+    answers, masked = answers[keep], masked[keep]
+    x = torch.where(masked, torch.full_like(answers, model.mask_id), answers)
+    with torch.no_grad():
+        nll = -model(x).gather(-1, answers.unsqueeze(-1)).squeeze(-1)
+    plain = (torch.where(masked, nll, torch.zeros_like(nll)).sum(-1) / masked.sum(-1)).mean().item()
+    with_zero = out["nll_learned_gate"] + out["everywhere"]["0"]["delta_nll"]
+    assert abs(with_zero - plain) < 1e-5
+    assert sum(e["count"] for e in out["by_entropy"].values()) == out["blanks_seen"] == int(masked.sum())
+    assert all(e["best_lambda"] in (0.0, 1.0) for e in out["by_entropy"].values() if e["count"])
+    json.dumps(out)                                               # the --out file is plain JSON
