@@ -39,3 +39,28 @@ def test_lambda_zero_everywhere_is_the_plain_masked_input():
     assert sum(e["count"] for e in out["by_entropy"].values()) == out["blanks_seen"] == int(masked.sum())
     assert all(e["best_lambda"] in (0.0, 1.0) for e in out["by_entropy"].values() if e["count"])
     json.dumps(out)                                               # the --out file is plain JSON
+
+
+def test_run_and_markdown_write_the_documents_block(tmp_path):
+    out = tmp_path / "sweep.json"
+    lambda_sweep.main(["run", "sudoku-sm", "--label", "the shipped one", "--n", "8", "--values", "0", "0.5",
+                       "--out", str(out)])
+    doc = tmp_path / "doc.md"
+    doc.write_text("before\n<!-- table:gate-study-givens-50 -->\nold\n<!-- /table:gate-study-givens-50 -->\nafter\n")
+    lambda_sweep.main(["markdown", str(out), "--write", str(doc)])
+    text = doc.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| the shipped one |")]
+    assert row.count("|") == 3 + len(lambda_sweep.EDGES)          # solver, gate, lambda, one cell per bin
+
+
+def test_results_gate_study_table_is_what_its_command_writes():
+    """docs/results.md's gate-study table is rendered from the committed sweep files (a hand edit fails here)."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "results.md").read_text()
+    block = text.split("<!-- table:gate-study-givens-50 -->\n", 1)[1].split("\n<!-- /table:gate-study-givens-50 -->")[0]
+    runs = [json.loads((root / "docs" / "results" / "solver" / f"lambda-sweep-{name}.json").read_text())
+            for name in ("first-sm", "fast-gate", "sudoku-sm")]
+    assert block == lambda_sweep.markdown_table(runs), \
+        "run python -m study.lambda_sweep markdown docs/results/solver/lambda-sweep-*.json --write docs/results.md"

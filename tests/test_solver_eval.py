@@ -110,7 +110,7 @@ def test_results_solver_table_is_what_its_command_writes():
     text = (ROOT / "docs" / "results.md").read_text()
     block = text.split("<!-- table:solver-givens-50 -->\n", 1)[1].split("\n<!-- /table:solver-givens-50 -->", 1)[0]
     assert block == ev.markdown_table(data), "run python -m study.solver_eval markdown ... --write docs/results.md"
-    assert "| `sudoku-sm` | SM on | 0.419 [0.389, 0.450] |" in block
+    assert "| `sudoku-sm` | SM on | 0.664 [0.634, 0.693] |" in block
 
 
 def test_markdown_table_puts_each_setting_in_its_column():
