@@ -39,12 +39,20 @@ def decode_states(task, examples, seed: int):
     import torch
     from smkit.tasks.base import encode
     answers = encode(task, [e.answer for e in examples])
-    puzzles = encode(task, [e.puzzle for e in examples])
-    blank = puzzles != answers
+    blank = ~torch.tensor([e.fixed for e in examples])
     gen = torch.Generator().manual_seed(seed)
     share = torch.rand(len(examples), 1, generator=gen)
     revealed = torch.rand(answers.shape, generator=gen) < share
     return answers, blank & ~revealed
+
+
+def scored_states(task, n: int, seed: int, mask_id: int):
+    """(x_t, answers, masked) for `n` held-out puzzles' decode states, less those with nothing left to fill."""
+    import torch
+    answers, masked = decode_states(task, task.generate(n, seed, split="test"), seed)
+    keep = masked.any(-1)
+    answers, masked = answers[keep], masked[keep]
+    return torch.where(masked, torch.full_like(answers, mask_id), answers), answers, masked
 
 
 def per_puzzle_nll(model, x_t, answers, masked, top_ids, top_logits, lam):
@@ -59,18 +67,17 @@ def per_puzzle_nll(model, x_t, answers, masked, top_ids, top_logits, lam):
 
 
 def interval(d: np.ndarray) -> list[float]:
-    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
-    return [float(d.mean() - half), float(d.mean() + half)]
+    """The normal 95% interval of the mean of `d`."""
+    from smkit.evaluation.evidence import Estimate
+    from smkit.tasks.evaluate import Z95
+    e = Estimate.of(d)
+    return [e.value - Z95 * e.se, e.value + Z95 * e.se]
 
 
 def sweep(model, task, n: int, seed: int, values=VALUES, edges=EDGES, batch_size: int = 250) -> dict:
     import torch
     from smkit.core.softmask import entropy_from_log_probs
-    examples = task.generate(n, seed, split="test")
-    answers, masked = decode_states(task, examples, seed)
-    keep = masked.any(-1)                              # a state with nothing left to fill scores nothing
-    answers, masked = answers[keep], masked[keep]
-    x_t = torch.where(masked, torch.full_like(answers, model.mask_id), answers)
+    x_t, answers, masked = scored_states(task, n, seed, model.mask_id)
     k = model.soft_mask.k
     labels = bin_labels(edges)
     base, rows = [], {(b, c): [] for b in range(len(labels)) for c in values}

@@ -27,10 +27,7 @@ def test_lambda_zero_everywhere_is_the_plain_masked_input():
     task = tasks.get("sudoku", givens=50)
     out = lambda_sweep.sweep(model, task, n=24, seed=1, values=(0.0, 1.0), batch_size=10)
     # the same states, scored with the plain [MASK] input and no SM at all
-    answers, masked = lambda_sweep.decode_states(task, task.generate(24, 1, split="test"), seed=1)
-    keep = masked.any(-1)
-    answers, masked = answers[keep], masked[keep]
-    x = torch.where(masked, torch.full_like(answers, model.mask_id), answers)
+    x, answers, masked = lambda_sweep.scored_states(task, 24, 1, model.mask_id)
     with torch.no_grad():
         nll = -model(x).gather(-1, answers.unsqueeze(-1)).squeeze(-1)
     plain = (torch.where(masked, nll, torch.zeros_like(nll)).sum(-1) / masked.sum(-1)).mean().item()
