@@ -65,11 +65,16 @@ def test_board_digits_reads_the_task_text_back():
     assert "".join(map(str, digits)) == example.answer.replace("\n", "")
 
 
-def test_the_twins_are_valid_configs_that_differ_only_in_soft_mask():
-    configs = {n: yaml.safe_load((ROOT / "configs" / "tasks" / f"sudoku-{n}.yaml").read_text())
-               for n in ("base", "sm-twin", "binary-twin")}
+def valid_solver_configs(*names) -> dict:
+    """configs/tasks/sudoku-NAME.yaml as dicts, each checked to be a valid TrainConfig."""
+    configs = {n: yaml.safe_load((ROOT / "configs" / "tasks" / f"sudoku-{n}.yaml").read_text()) for n in names}
     for values in configs.values():
         TrainConfig.from_dict(dict(values)).validate()
+    return configs
+
+
+def test_the_twins_are_valid_configs_that_differ_only_in_soft_mask():
+    configs = valid_solver_configs("base", "sm-twin", "binary-twin")
     sm, binary = configs["sm-twin"], configs["binary-twin"]
     assert {k for k in sm if sm[k] != binary[k]} == {"soft_mask", "out_dir"}
     assert sm["soft_mask"] and not binary["soft_mask"] and not configs["base"]["soft_mask"]
@@ -77,10 +82,7 @@ def test_the_twins_are_valid_configs_that_differ_only_in_soft_mask():
 
 
 def test_the_shipped_round_two_twins_differ_only_in_soft_mask_and_start_from_the_first_binary_twin():
-    configs = {n: yaml.safe_load((ROOT / "configs" / "tasks" / f"sudoku-{n}.yaml").read_text())
-               for n in ("sm-round2", "binary-round2", "binary-twin")}
-    for values in configs.values():
-        TrainConfig.from_dict(dict(values)).validate()
+    configs = valid_solver_configs("sm-round2", "binary-round2", "binary-twin")
     sm, binary = configs["sm-round2"], configs["binary-round2"]
     assert {k for k in sm if sm[k] != binary[k]} == {"soft_mask", "sm", "out_dir"}
     assert sm["soft_mask"] and not binary["soft_mask"]
