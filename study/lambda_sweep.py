@@ -189,6 +189,10 @@ def main(argv=None) -> None:
         else:
             print(text)
         return
+    bad = [c for c in args.values if not 0 <= c <= 1]
+    if bad:
+        from smkit.core.errors import ConfigError
+        raise ConfigError(f"--values: each lambda must lie in [0, 1] (a share of the input mixture); got {bad}")
     import torch
     from smkit import tasks
     from study.solver_eval import load, write_json

@@ -3,9 +3,11 @@ decode states mask only blanks, lambda 0 everywhere is exactly the plain masked 
 one entropy bin."""
 import json
 
+import pytest
 import torch
 
 import smkit
+from smkit.core.errors import ConfigError
 from smkit import tasks
 from study import lambda_sweep
 
@@ -61,3 +63,8 @@ def test_results_gate_study_table_is_what_its_command_writes():
             for name in ("first-sm", "fast-gate", "sudoku-sm")]
     assert block == lambda_sweep.markdown_table(runs), \
         "run python -m study.lambda_sweep markdown docs/results/solver/lambda-sweep-*.json --write docs/results.md"
+
+
+def test_a_lambda_outside_zero_one_is_refused_before_the_model_loads(tmp_path):
+    with pytest.raises(ConfigError, match=r"--values.*\[0, 1\].*1\.5"):
+        lambda_sweep.main(["run", str(tmp_path / "no-such-model"), "--values", "0", "1.5"])
